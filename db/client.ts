@@ -1,0 +1,90 @@
+// One Drizzle handle over either a real PostgreSQL pool (postgres.js) or the
+// embedded PGlite database; the rest of the app sees only `Database`.
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { PGlite } from "@electric-sql/pglite";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
+import postgres from "postgres";
+import * as schema from "./schema.ts";
+
+export type Schema = typeof schema;
+/** The committed drizzle-kit migrations: the same files on PostgreSQL and PGlite. */
+export const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url));
+export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+
+export interface DatabaseHandle {
+  readonly db: Database;
+  /** The postgres.js pool, absent on the embedded database (no COPY, no LISTEN). */
+  readonly sql: postgres.Sql | undefined;
+  readonly kind: "postgres" | "embedded";
+  /** Where it is, for logs: host, port and database, never credentials. */
+  readonly description: string;
+  /** Applies the committed migrations that have not run yet. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PoolOptions {
+  /** Connections in the pool. */
+  max?: number;
+  /** Seconds to wait for a connection before the request fails as unavailable. */
+  connectTimeoutSeconds?: number;
+  /** Server-side cap on one statement, so a stuck query can't hold a connection forever. */
+  statementTimeoutMs?: number;
+}
+
+/** Host, port and database of a PostgreSQL URL: safe to log. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || "localhost"}:${u.port || 5432}${u.pathname || "/"}`;
+  } catch {
+    return "(unparseable DATABASE_URL)";
+  }
+}
+
+export function connectPostgres(url: string, options: PoolOptions = {}): DatabaseHandle {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    idle_timeout: 60,
+    max_lifetime: 30 * 60,
+    onnotice: () => {},
+    connection: {
+      application_name: "dellstore-orders",
+      statement_timeout: options.statementTimeoutMs ?? 15_000,
+    },
+  });
+  const db = drizzlePostgres(sql, { schema });
+  return {
+    db,
+    sql,
+    kind: "postgres",
+    description: describeDatabaseUrl(url),
+    migrate: () => migratePostgres(db, { migrationsFolder }),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
+
+export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
+  await mkdir(dataDir, { recursive: true });
+  const client = await PGlite.create(`${dataDir}/pgdata`);
+  const db = drizzlePglite(client, { schema });
+  return {
+    db,
+    sql: undefined,
+    kind: "embedded",
+    description: `embedded PGlite in ${dataDir}/pgdata`,
+    migrate: () => migratePglite(db, { migrationsFolder }),
+    close: () => client.close(),
+  };
+}
+
+/** The configured PostgreSQL server, or the embedded database when there is none. */
+export function openDatabase(url: string | undefined, dataDir: string, options?: PoolOptions): Promise<DatabaseHandle> {
+  return url ? Promise.resolve(connectPostgres(url, options)) : openEmbedded(dataDir);
+}

@@ -1,0 +1,69 @@
+// dellstore2's own table and column names, so the real dump loads as is and
+// psql users see the tables they know; TypeScript names are camelCase.
+import {
+  date,
+  foreignKey,
+  index,
+  integer,
+  numeric,
+  pgTable,
+  serial,
+  smallint,
+  uniqueIndex,
+  varchar,
+} from "drizzle-orm/pg-core";
+
+const text50 = (name: string) => varchar(name, { length: 50 });
+const money = (name: string) => numeric(name, { precision: 12, scale: 2 });
+
+export const customers = pgTable(
+  "customers",
+  {
+    customerId: serial("customerid").primaryKey(),
+    firstName: text50("firstname").notNull(),
+    lastName: text50("lastname").notNull(),
+    address1: text50("address1").notNull(),
+    address2: text50("address2"),
+    city: text50("city").notNull(),
+    state: text50("state"),
+    zip: integer("zip"),
+    country: text50("country").notNull(),
+    region: smallint("region").notNull(),
+    email: text50("email"),
+    phone: text50("phone"),
+    creditCardType: integer("creditcardtype").notNull(),
+    creditCard: text50("creditcard").notNull(),
+    creditCardExpiration: text50("creditcardexpiration").notNull(),
+    username: text50("username").notNull(),
+    password: text50("password").notNull(),
+    age: smallint("age"),
+    income: integer("income"),
+    gender: varchar("gender", { length: 1 }),
+  },
+  (t) => [uniqueIndex("ix_cust_username").on(t.username)],
+);
+
+export const orders = pgTable(
+  "orders",
+  {
+    orderId: serial("orderid").primaryKey(),
+    // Dates stay "YYYY-MM-DD" strings: no time zone can shift them.
+    orderDate: date("orderdate", { mode: "string" }).notNull(),
+    customerId: integer("customerid"),
+    // Money stays an exact decimal string end to end.
+    netAmount: money("netamount").notNull(),
+    tax: money("tax").notNull(),
+    totalAmount: money("totalamount").notNull(),
+  },
+  (t) => [
+    index("ix_order_custid").on(t.customerId),
+    foreignKey({ name: "fk_customerid", columns: [t.customerId], foreignColumns: [customers.customerId] }).onDelete(
+      "set null",
+    ),
+  ],
+);
+
+export type Customer = typeof customers.$inferSelect;
+export type NewCustomer = typeof customers.$inferInsert;
+export type Order = typeof orders.$inferSelect;
+export type NewOrder = typeof orders.$inferInsert;

@@ -1,0 +1,54 @@
+// npm run db:seed [-- --dump dellstore2-normal-1.0.sql | --customers N --orders N] [--reset]
+import { parseArgs } from "node:util";
+import { loadConfig } from "../server/config.ts";
+import { openDatabase } from "./client.ts";
+import { loadDump } from "./load/dump.ts";
+import { defaultDataset, generateDataset } from "./load/generate.ts";
+import { progressBar } from "./load/progress.ts";
+import { runScript } from "./script.ts";
+
+const usage = "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset]";
+
+await runScript(async () => {
+  const { values } = parseArgs({
+    options: {
+      dump: { type: "string" },
+      customers: { type: "string" },
+      orders: { type: "string" },
+      reset: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return console.log(usage);
+  const config = loadConfig();
+  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  const started = performance.now();
+  try {
+    await database.migrate();
+    if (values.dump) {
+      if (!database.sql) throw new Error("loading a dump needs a PostgreSQL server: set DATABASE_URL");
+      const progress = progressBar(values.dump);
+      const report = await loadDump(database.sql, values.dump, { reset: values.reset, onBytes: progress.update });
+      progress.done();
+      const skipped = Object.entries(report.skipped).map(([table, rows]) => `${table} (${rows} rows)`);
+      console.log(`loaded customers: ${report.loaded.customers} rows, orders: ${report.loaded.orders} rows`);
+      if (skipped.length > 0) console.log(`skipped: ${skipped.join(", ")}`);
+    } else {
+      const counts = {
+        customers: count(values.customers, "--customers", defaultDataset.customers),
+        orders: count(values.orders, "--orders", defaultDataset.orders),
+      };
+      await generateDataset(database.db, { ...counts, reset: values.reset });
+      console.log(`generated customers: ${counts.customers} rows, orders: ${counts.orders} rows`);
+    }
+    console.log(`into ${database.description} in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+  } finally {
+    await database.close();
+  }
+});
+
+function count(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value)) throw new Error(`${flag} takes a whole number, not ${JSON.stringify(value)}\n${usage}`);
+  return Number(value);
+}

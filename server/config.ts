@@ -1,0 +1,61 @@
+// Configuration is read once, at start-up, from the environment. A bad value
+// stops start-up with a message naming the variable, never a half-configured server.
+import { z } from "zod";
+
+const optionalUrl = z
+  .string()
+  .trim()
+  .transform((value) => value || undefined)
+  .optional();
+
+const positiveInt = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  DATABASE_URL: optionalUrl,
+  PG_SERVICE_URI: optionalUrl,
+  VALKEY_URL: optionalUrl,
+  VALKEY_SERVICE_URI: optionalUrl,
+  CACHE_TTL_SECONDS: positiveInt.optional(),
+  CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
+  CACHE_PREFIX: z.string().min(1).default("dellstore"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  DATA_DIR: z.string().min(1).default("./.data"),
+});
+
+export interface Config {
+  /** A PostgreSQL URL, or undefined for the embedded PGlite database under `dataDir`. */
+  databaseUrl: string | undefined;
+  valkeyUrl: string | undefined;
+  cacheTtlSeconds: number;
+  cachePrefix: string;
+  port: number;
+  host: string;
+  logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  dataDir: string;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment; throws a ConfigError naming each bad variable (never its value). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL ?? e.PG_SERVICE_URI,
+    valkeyUrl: e.VALKEY_URL ?? e.VALKEY_SERVICE_URI,
+    cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,
+    cachePrefix: e.CACHE_PREFIX,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+  };
+}
