@@ -1,0 +1,31 @@
+// The typed client: every procedure, its input and its output, checked by the
+// compiler against the server's own router type.
+import { createTRPCClient, httpBatchLink, type TRPCClient } from "@trpc/client";
+import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
+import superjson from "superjson";
+import type { AppRouter } from "../server/routers/index.ts";
+
+export type { AppRouter };
+export type RouterInputs = inferRouterInputs<AppRouter>;
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type Client = TRPCClient<AppRouter>;
+
+export interface ClientOptions {
+  /** The server's base URL (http://127.0.0.1:8000) or its tRPC endpoint (…/trpc). */
+  url: string;
+  /** Extra headers sent with every request. */
+  headers?: Record<string, string>;
+}
+
+export function createClient({ url, headers }: ClientOptions): Client {
+  const base = url.replace(/\/+$/, "");
+  return createTRPCClient<AppRouter>({
+    links: [
+      httpBatchLink({
+        url: base.endsWith("/trpc") ? base : `${base}/trpc`,
+        transformer: superjson,
+        headers: () => headers ?? {},
+      }),
+    ],
+  });
+}

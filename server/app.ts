@@ -1,0 +1,65 @@
+// Wires the service together: database, context, HTTP server. Used by main.ts
+// and by the tests, which start real listening servers on free ports.
+
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type DatabaseHandle, openDatabase } from "../db/client.ts";
+import { defaultDataset, generateDataset } from "../db/load/generate.ts";
+import { customers } from "../db/schema.ts";
+import type { Config } from "./config.ts";
+import { createHttpServer } from "./http/server.ts";
+import type { Logger } from "./logger.ts";
+import type { Context } from "./trpc.ts";
+
+export interface App {
+  readonly url: string;
+  readonly server: Server;
+  readonly database: DatabaseHandle;
+  /** Stops accepting, lets in-flight requests finish, then closes the pools. */
+  close(): Promise<void>;
+}
+
+export async function startApp(config: Config, log: Logger): Promise<App> {
+  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  if (database.kind === "embedded") await prepareEmbedded(database, log);
+  else log.info({ database: database.description }, "using PostgreSQL");
+
+  const context: Context = { db: database.db, log };
+  const server = createHttpServer({ context, log });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    server,
+    database,
+    close: () => (closing ??= closeApp(server, database)),
+  };
+}
+
+/** First start without DATABASE_URL: migrate the embedded database and give it the generated dataset. */
+async function prepareEmbedded(database: DatabaseHandle, log: Logger): Promise<void> {
+  log.info(
+    `no DATABASE_URL: using ${database.description}; set DATABASE_URL=postgres://user:password@host:5432/db to use a PostgreSQL server`,
+  );
+  await database.migrate();
+  if ((await database.db.$count(customers)) === 0) {
+    await generateDataset(database.db, defaultDataset);
+    log.info(defaultDataset, "seeded the embedded database with the generated dataset");
+  }
+}
+
+async function closeApp(server: Server, database: DatabaseHandle): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  // Keep-alive clients that never go idle get a bounded grace period.
+  const force = setTimeout(() => server.closeAllConnections(), 10_000).unref();
+  await closed;
+  clearTimeout(force);
+  await database.close();
+}

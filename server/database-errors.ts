@@ -1,0 +1,46 @@
+// Classifies what a database call threw, through Drizzle's and tRPC's wrappers,
+// so that callers see NOT_FOUND or SERVICE_UNAVAILABLE instead of a 500.
+
+/** The errors a failed call was wrapped in, outermost first. */
+function* causes(error: unknown): Generator<Record<string, unknown>> {
+  for (let e = error, depth = 0; e && typeof e === "object" && depth < 8; depth++) {
+    yield e as Record<string, unknown>;
+    e = (e as { cause?: unknown }).cause;
+  }
+}
+
+function codes(error: unknown): string[] {
+  return [...causes(error)].flatMap((e) => (typeof e.code === "string" ? [e.code] : []));
+}
+
+// Socket errors, postgres.js's own connection errors, and SQLSTATEs meaning the
+// server can't serve us right now (connection exceptions, shutdown, overload,
+// bad credentials or a missing database, a statement cut off by its timeout).
+const unavailableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  "3D000",
+  "57014",
+]);
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return codes(error).some((code) => unavailableCodes.has(code) || /^(08|28)[0-9A-Z]{3}$/.test(code));
+}
+
+export function isForeignKeyViolation(error: unknown): boolean {
+  return codes(error).includes("23503");
+}

@@ -1,0 +1,67 @@
+// The seed app's HTTP API (FastAPI's GET /count and POST /add/), kept for curl
+// users. Each route calls the tRPC procedure, so it shares its validation,
+// caching and errors; only names and status codes are translated.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { TRPCError } from "@trpc/server";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+import { ZodError } from "zod";
+import { describeIssues } from "../inputs.ts";
+import { createCaller } from "../routers/index.ts";
+import type { Context } from "../trpc.ts";
+import { BodyError, readJsonBody, sendJson } from "./json.ts";
+
+const restNames: Record<string, string> = {
+  customerId: "customerid",
+  netAmount: "netamount",
+  tax: "tax",
+  orderDate: "orderdate",
+};
+
+// FastAPI parses "9999" in a query string (and, leniently, in JSON) as an int.
+const integerLike = (value: unknown) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value);
+
+export async function getCount(ctx: Context, url: URL, res: ServerResponse): Promise<void> {
+  const raw = url.searchParams.get("customerid");
+  const input = raw === null ? undefined : { customerId: integerLike(raw) as number };
+  const result = await createCaller(ctx).orders.count(input);
+  sendJson(res, 200, { count: result.count });
+}
+
+export async function postAdd(
+  ctx: Context,
+  req: IncomingMessage,
+  res: ServerResponse,
+  bodyLimit: number,
+): Promise<void> {
+  const body = await readJsonBody(req, bodyLimit);
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    throw new BodyError(422, "Request body must be a JSON object");
+  const fields = body as Record<string, unknown>;
+  const order = await createCaller(ctx).orders.add({
+    customerId: integerLike(fields.customerid) as number,
+    netAmount: fields.netamount as number,
+    tax: fields.tax as number,
+    orderDate: fields.orderdate as string | undefined,
+  });
+  sendJson(res, 200, { updated: { customer: order.customerId } });
+}
+
+/** Answers as FastAPI would, {"detail": "..."} with 422 for invalid input, 404, 503; returns the status. */
+export function sendRestError(res: ServerResponse, error: unknown): number {
+  const [status, detail] = restError(error);
+  sendJson(res, status, { detail });
+  return status;
+}
+
+function restError(error: unknown): [number, string] {
+  if (error instanceof BodyError) return [error.status, error.message];
+  if (!(error instanceof TRPCError)) return [500, "Internal Server Error"];
+  if (error.code === "BAD_REQUEST") {
+    return [
+      422,
+      error.cause instanceof ZodError ? describeIssues(error.cause, (f) => restNames[f] ?? f) : error.message,
+    ];
+  }
+  const status = getHTTPStatusCodeFromError(error);
+  return [status, status >= 500 && status !== 503 ? "Internal Server Error" : error.message];
+}

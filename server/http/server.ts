@@ -1,0 +1,64 @@
+// One node:http server: tRPC under /trpc, the seed's REST routes, and operations.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import type { Logger } from "../logger.ts";
+import { appRouter } from "../routers/index.ts";
+import type { Context } from "../trpc.ts";
+import { checkHealth } from "./health.ts";
+import { sendJson } from "./json.ts";
+import { getCount, postAdd, sendRestError } from "./rest.ts";
+
+export interface HttpOptions {
+  context: Context;
+  log: Logger;
+  /** Largest request body accepted, in bytes. */
+  bodyLimit?: number;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+
+export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOptions): Server {
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: "/trpc/",
+    maxBodySize: bodyLimit,
+    createContext: () => context,
+    onError({ error, path }) {
+      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
+    },
+  });
+
+  const rest =
+    (handler: Handler): Handler =>
+    async (req, res, url) => {
+      try {
+        await handler(req, res, url);
+      } catch (error) {
+        if (sendRestError(res, error) === 500) log.error({ err: error, path: url.pathname }, "request failed");
+      }
+    };
+  const count = rest((_req, res, url) => getCount(context, url, res));
+  const add = rest((req, res) => postAdd(context, req, res, bodyLimit));
+  const routes: Record<string, Partial<Record<string, Handler>>> = {
+    "/count": { GET: count },
+    "/count/": { GET: count },
+    "/add": { POST: add },
+    "/add/": { POST: add },
+    "/health": {
+      GET: async (_req, res) => {
+        const health = await checkHealth(context.db);
+        sendJson(res, health.status === "ok" ? 200 : 503, health);
+      },
+    },
+  };
+
+  return createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/")) return trpc(req, res);
+    const route = routes[url.pathname];
+    if (!route) return sendJson(res, 404, { detail: "Not Found" });
+    const handler = route[req.method ?? "GET"];
+    if (!handler) return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow: Object.keys(route).join(", ") });
+    void handler(req, res, url);
+  });
+}

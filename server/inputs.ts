@@ -1,0 +1,65 @@
+// The procedures' inputs: what a valid call looks like, with messages a caller
+// can act on. REST routes map their own field names onto these.
+import { z } from "zod";
+import { formatCents, maxCents, parseCents } from "./money.ts";
+
+export const customerId = z
+  .number({ error: "must be a number" })
+  .int("must be a whole number")
+  .positive("must be positive")
+  .max(2 ** 31 - 1, "must fit in 32 bits");
+
+const isoDate = z
+  .string({ error: "must be a date as YYYY-MM-DD" })
+  .regex(/^\d{4}-\d{2}-\d{2}$/, "must be a date as YYYY-MM-DD")
+  .refine(isCalendarDate, "is not a calendar date");
+
+function isCalendarDate(value: string): boolean {
+  const [year, month, day] = value.split("-").map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+/** A non-negative amount with at most two decimals, as a number or a string; parsed to cents. */
+const money = z
+  .union([z.number(), z.string()], { error: "must be an amount, as a number or a decimal string" })
+  .transform((value, ctx) => {
+    const cents = parseCents(value);
+    if (cents === undefined) {
+      ctx.addIssue({ code: "custom", message: "must be a non-negative amount with at most two decimals" });
+      return z.NEVER;
+    }
+    if (cents > maxCents) {
+      ctx.addIssue({ code: "custom", message: `must not exceed ${formatCents(maxCents)}` });
+      return z.NEVER;
+    }
+    return cents;
+  });
+
+export const countOrdersInput = z.object({ customerId: customerId.optional() }).optional();
+
+export const addOrderInput = z
+  .object({
+    customerId,
+    netAmount: money,
+    tax: money,
+    /** Defaults to the database's current date. */
+    orderDate: isoDate.optional(),
+  })
+  .refine((order) => order.netAmount + order.tax <= maxCents, {
+    path: ["tax"],
+    message: `netAmount + tax must not exceed ${formatCents(maxCents)}`,
+  });
+
+export type CountOrdersInput = z.input<typeof countOrdersInput>;
+export type AddOrderInput = z.input<typeof addOrderInput>;
+
+/** "customerId: must be positive; tax: …", with field names renamed for the caller's dialect. */
+export function describeIssues(error: z.ZodError, rename: (field: string) => string = (f) => f): string {
+  return error.issues
+    .map((issue) => {
+      const field = issue.path.map(String).map(rename).join(".");
+      return field ? `${field}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
+}

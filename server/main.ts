@@ -1,0 +1,30 @@
+// npm start: the service, configured from the environment.
+import { startApp } from "./app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
+
+const log = createLogger(config.logLevel);
+try {
+  const app = await startApp(config, log);
+  log.info({ url: app.url }, `listening on ${app.url}`);
+  const stop = async (signal: NodeJS.Signals) => {
+    log.info({ signal }, "shutting down: finishing in-flight requests");
+    await app.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+} catch (error) {
+  log.fatal({ err: error }, "start-up failed");
+  process.exit(1);
+}

@@ -1,0 +1,52 @@
+// tRPC's root: context, error shape, and the base procedure every router uses.
+import { initTRPC, TRPCError } from "@trpc/server";
+import superjson from "superjson";
+import { ZodError, z } from "zod";
+import type { Database } from "../db/client.ts";
+import { isDatabaseUnavailable } from "./database-errors.ts";
+import { describeIssues } from "./inputs.ts";
+import type { Logger } from "./logger.ts";
+
+export interface Context {
+  db: Database;
+  log: Logger;
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  // Never send stack traces, whatever NODE_ENV says.
+  isDev: false,
+  errorFormatter({ shape, error }) {
+    const invalid = error.code === "BAD_REQUEST" && error.cause instanceof ZodError ? error.cause : undefined;
+    return {
+      ...shape,
+      // An unexpected error's message may quote SQL, parameters or a host: keep it in the log only.
+      message: invalid
+        ? describeIssues(invalid)
+        : error.code === "INTERNAL_SERVER_ERROR"
+          ? "Internal server error"
+          : shape.message,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
+        // The failing input fields and what is wrong with each.
+        ...(invalid ? { fields: z.flattenError(invalid).fieldErrors } : {}),
+      },
+    };
+  },
+});
+
+/** Turns "the database can't be reached" into SERVICE_UNAVAILABLE, whichever procedure hit it. */
+const databaseAvailability = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && isDatabaseUnavailable(result.error.cause)) {
+    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
+  }
+  return result;
+});
+
+export const router = t.router;
+export const middleware = t.middleware;
+export const createCallerFactory = t.createCallerFactory;
+export const publicProcedure = t.procedure.use(databaseAvailability);
