@@ -31,10 +31,8 @@ export interface DatabaseHandle {
 export interface PoolOptions {
   /** Connections in the pool. */
   max?: number;
-  /** Seconds to wait for a connection before the request fails as unavailable. */
-  connectTimeoutSeconds?: number;
-  /** Server-side cap on one statement, so a stuck query can't hold a connection forever. */
-  statementTimeoutMs?: number;
+  /** Longest wait for a new connection, and server-side cap on one statement. */
+  timeoutSeconds?: number;
 }
 
 /** Host, port and database of a PostgreSQL URL: safe to log. */
@@ -50,13 +48,13 @@ export function describeDatabaseUrl(url: string): string {
 export function connectPostgres(url: string, options: PoolOptions = {}): DatabaseHandle {
   const sql = postgres(url, {
     max: options.max ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    connect_timeout: options.timeoutSeconds ?? 10,
     idle_timeout: 60,
     max_lifetime: 30 * 60,
     onnotice: () => {},
     connection: {
       application_name: "dellstore-orders",
-      statement_timeout: options.statementTimeoutMs ?? 15_000,
+      statement_timeout: (options.timeoutSeconds ?? 10) * 1000,
     },
   });
   const db = drizzlePostgres(sql, { schema });

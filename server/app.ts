@@ -20,11 +20,13 @@ export interface App {
 }
 
 export async function startApp(config: Config, log: Logger): Promise<App> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir);
+  const database = await openDatabase(config.databaseUrl, config.dataDir, {
+    timeoutSeconds: config.databaseTimeoutSeconds,
+  });
   if (database.kind === "embedded") await prepareEmbedded(database, log);
   else log.info({ database: database.description }, "using PostgreSQL");
 
-  const context: Context = { db: database.db, log };
+  const context: Context = { db: database.db, log, databaseTimeoutMs: config.databaseTimeoutSeconds * 1000 };
   const server = createHttpServer({ context, log });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

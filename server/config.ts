@@ -18,6 +18,7 @@ const envSchema = z.object({
   CACHE_TTL_SECONDS: positiveInt.optional(),
   CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
   CACHE_PREFIX: z.string().min(1).default("dellstore"),
+  DATABASE_TIMEOUT_SECONDS: positiveInt.default(10),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -27,6 +28,8 @@ const envSchema = z.object({
 export interface Config {
   /** A PostgreSQL URL, or undefined for the embedded PGlite database under `dataDir`. */
   databaseUrl: string | undefined;
+  /** Longest wait for a database connection or statement before answering SERVICE_UNAVAILABLE. */
+  databaseTimeoutSeconds: number;
   valkeyUrl: string | undefined;
   cacheTtlSeconds: number;
   cachePrefix: string;
@@ -50,6 +53,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     databaseUrl: e.DATABASE_URL ?? e.PG_SERVICE_URI,
+    databaseTimeoutSeconds: e.DATABASE_TIMEOUT_SECONDS,
     valkeyUrl: e.VALKEY_URL ?? e.VALKEY_SERVICE_URI,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,
     cachePrefix: e.CACHE_PREFIX,

@@ -10,6 +10,8 @@ import type { Logger } from "./logger.ts";
 export interface Context {
   db: Database;
   log: Logger;
+  /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
+  databaseTimeoutMs: number;
 }
 
 const t = initTRPC.context<Context>().create({
@@ -37,13 +39,26 @@ const t = initTRPC.context<Context>().create({
   },
 });
 
-/** Turns "the database can't be reached" into SERVICE_UNAVAILABLE, whichever procedure hit it. */
-const databaseAvailability = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok && isDatabaseUnavailable(result.error.cause)) {
-    throw new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
+const unavailable = () =>
+  new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
+
+/**
+ * Turns "the database can't be reached" into SERVICE_UNAVAILABLE, whichever
+ * procedure hit it, and bounds the wait: a hung server or network must not
+ * hold the caller (the query itself ends with its statement_timeout).
+ */
+const databaseAvailability = t.middleware(async ({ ctx, next }) => {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
+  });
+  try {
+    const result = await Promise.race([next(), deadline]);
+    if (!result.ok && isDatabaseUnavailable(result.error.cause)) throw unavailable();
+    return result;
+  } finally {
+    clearTimeout(timer);
   }
-  return result;
 });
 
 export const router = t.router;

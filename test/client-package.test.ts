@@ -1,0 +1,67 @@
+// Another TypeScript app imports the client by package name, through package.json
+// `exports`: its calls type-check, a wrong input doesn't, and it runs.
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { projectRoot, run } from "./support/run.ts";
+
+const db = useTestDatabase("seeded");
+const server = useApp(() => ({ DATABASE_URL: db.url }));
+let app = "";
+
+const program = (countInput: string) => `import { createClient, type RouterOutputs } from "dellstore-orders/client";
+
+const client = createClient({ url: process.argv[2] ?? "http://127.0.0.1:8000" });
+const counted: RouterOutputs["orders"]["count"] = await client.orders.count.query(${countInput});
+const order = await client.orders.add.mutate({ customerId: 9999, netAmount: "23.00", tax: 2 });
+const total: string = order.totalAmount;
+console.log(JSON.stringify({ count: counted.count, total }));
+`;
+
+beforeAll(async () => {
+  const build = await run("npm", ["run", "build"]);
+  expect(build.code, build.stdout + build.stderr).toBe(0);
+  app = await mkdtemp(join(tmpdir(), "dellstore-consumer-"));
+  await mkdir(join(app, "node_modules"));
+  await symlink(projectRoot, join(app, "node_modules", "dellstore-orders"));
+  await writeFile(join(app, "package.json"), '{ "type": "module" }');
+  await writeFile(
+    join(app, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        target: "ES2022",
+        outDir: "out",
+        skipLibCheck: true,
+        types: [],
+      },
+      files: ["app.ts"],
+    }),
+  );
+});
+afterAll(() => rm(app, { recursive: true, force: true }));
+
+const tsc = () => run(join(projectRoot, "node_modules/.bin/tsc"), ["-p", app]);
+
+describe("importing dellstore-orders/client from another app", () => {
+  it("type-checks a correct program and runs it against the server", async () => {
+    await writeFile(join(app, "app.ts"), program("{ customerId: 9999 }"));
+    const checked = await tsc();
+    expect(checked.code, checked.stdout).toBe(0);
+    const ran = await run("node", [join(app, "out/app.js"), server.url]);
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(JSON.parse(ran.stdout)).toEqual({ count: expect.any(Number), total: "25.00" });
+  });
+
+  it("rejects a wrong input type at compile time", async () => {
+    await writeFile(join(app, "app.ts"), program('{ customerId: "9999" }'));
+    const checked = await tsc();
+    expect(checked.code).not.toBe(0);
+    expect(checked.stdout).toMatch(/app\.ts\(4,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);
+  });
+});

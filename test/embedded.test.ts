@@ -1,0 +1,45 @@
+// No DATABASE_URL: `npm start` runs on embedded PGlite, migrated and seeded on first start.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServerProcess } from "./support/server-process.ts";
+
+let dataDir = "";
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "dellstore-embedded-"));
+});
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+describe("the embedded default", () => {
+  it('boots with `npm start`, says so, and answers the seed\'s {"count":12000}', async () => {
+    const server = await startServerProcess({ DATA_DIR: dataDir });
+    try {
+      expect(server.output()).toMatch(/no DATABASE_URL: using embedded PGlite in .*set DATABASE_URL=postgres:/);
+      const res = await fetch(`${server.url}/count`);
+      expect(await res.text()).toBe('{"count":12000}');
+      const add = await fetch(`${server.url}/add/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"orderdate":"2023-03-10","customerid":9999,"netamount":23.0,"tax":2.0}',
+      });
+      expect(await add.json()).toEqual({ updated: { customer: 9999 } });
+      expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ status: "ok", database: "up" });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("keeps its data across restarts instead of seeding again, and stops cleanly on SIGTERM", async () => {
+    const server = await startServerProcess({ DATA_DIR: dataDir }, ["node", "--import", "tsx", "server/main.ts"]);
+    let code: number | null;
+    try {
+      expect(await (await fetch(`${server.url}/count`)).json()).toEqual({ count: 12_001 });
+      expect(server.output()).not.toContain("seeded the embedded database");
+    } finally {
+      code = await server.stop();
+    }
+    expect(code).toBe(0);
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+});

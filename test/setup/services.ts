@@ -1,0 +1,64 @@
+// Vitest global setup: provides the real services once per run, and template
+// databases (migrated; migrated and seeded) that each test file clones.
+import postgres from "postgres";
+import type { TestProject } from "vitest/node";
+import { connectPostgres } from "../../db/client.ts";
+import { defaultDataset, generateDataset } from "../../db/load/generate.ts";
+import { databaseUrl } from "../support/urls.ts";
+import { type ProvidedService, providePostgres } from "./postgres.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** An administrative URL of the test PostgreSQL server. */
+    postgresUrl: string;
+    /** Prefix of every database this run creates; they are dropped at the end. */
+    runPrefix: string;
+  }
+}
+
+let pg: ProvidedService | undefined;
+let runPrefix = "";
+
+export async function setup(project: TestProject): Promise<void> {
+  runPrefix = `dellstore_test_${Date.now().toString(36)}_${process.pid}`;
+  pg = await providePostgres();
+  console.log(`tests use PostgreSQL from ${pg.source}`);
+  await createTemplates(pg.url);
+  project.provide("postgresUrl", pg.url);
+  project.provide("runPrefix", runPrefix);
+}
+
+export async function teardown(): Promise<void> {
+  if (!pg) return;
+  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
+  try {
+    const databases = await sql<{ datname: string }[]>`
+      SELECT datname FROM pg_database WHERE datname LIKE ${`${runPrefix}%`}`;
+    for (const { datname } of databases) {
+      await sql.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+  } finally {
+    await sql.end();
+    await pg.stop();
+  }
+}
+
+/** Two templates: "empty" (migrated) and "seeded" (migrated + the generated 20,000/12,000 dataset). */
+async function createTemplates(adminUrl: string): Promise<void> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    for (const kind of ["empty", "seeded"] as const) {
+      const name = `${runPrefix}_${kind}`;
+      await sql.unsafe(`CREATE DATABASE "${name}"`);
+      const database = connectPostgres(databaseUrl(adminUrl, name), { max: 1 });
+      try {
+        await database.migrate();
+        if (kind === "seeded") await generateDataset(database.db, defaultDataset);
+      } finally {
+        await database.close();
+      }
+    }
+  } finally {
+    await sql.end();
+  }
+}

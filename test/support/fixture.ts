@@ -1,0 +1,21 @@
+import { afterAll, beforeAll } from "vitest";
+
+/**
+ * A resource for a whole test file: created before its tests, disposed after
+ * them. The returned object stands for it, and may only be used in tests and hooks.
+ */
+export function useFixture<T extends object>(create: () => Promise<T>, dispose: (value: T) => Promise<void>): T {
+  let value: T | undefined;
+  beforeAll(async () => {
+    value = await create();
+  });
+  afterAll(async () => {
+    if (value) await dispose(value);
+  });
+  return new Proxy({} as T, {
+    get(_, key) {
+      if (!value) throw new Error("a fixture is only ready inside tests and hooks");
+      return Reflect.get(value, key, value);
+    },
+  });
+}

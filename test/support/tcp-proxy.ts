@@ -1,0 +1,85 @@
+// A TCP proxy the tests put between the service and PostgreSQL or Valkey, to
+// cut, stall and restore the real connection: no mocked client anywhere.
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+export type ProxyMode = "open" | "cut" | "stalled";
+
+export class TcpProxy {
+  private mode: ProxyMode = "open";
+  private readonly pairs = new Set<[Socket, Socket]>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: { host: string; port: number }): Promise<TcpProxy> {
+    let proxy: TcpProxy | undefined;
+    const server = createServer((client) => proxy?.accept(client, target));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (!address || typeof address === "string") throw new Error("proxy has no port");
+    proxy = new TcpProxy(server, address.port);
+    return proxy;
+  }
+
+  /** Same URL, through this proxy. */
+  url(targetUrl: string): string {
+    const url = new URL(targetUrl);
+    url.hostname = "127.0.0.1";
+    url.port = String(this.port);
+    return url.toString();
+  }
+
+  /** Resets every open connection and every new one, as a dead server would. */
+  cut(): void {
+    this.mode = "cut";
+    for (const [a, b] of this.pairs) {
+      a.resetAndDestroy();
+      b.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  /** Accepts connections and bytes but forwards nothing, as a hung server would. */
+  stall(): void {
+    this.mode = "stalled";
+    for (const [a, b] of this.pairs) {
+      a.pause();
+      b.pause();
+    }
+  }
+
+  restore(): void {
+    this.mode = "open";
+    for (const [a, b] of this.pairs) {
+      a.resume();
+      b.resume();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(client: Socket, target: { host: string; port: number }): void {
+    if (this.mode === "cut") return void client.resetAndDestroy();
+    const upstream = connect(target.port, target.host);
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    const drop = () => {
+      this.pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    if (this.mode === "stalled") {
+      client.pause();
+      upstream.pause();
+    }
+  }
+}
