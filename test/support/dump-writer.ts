@@ -7,7 +7,7 @@ import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 
-export const fixturePath = fileURLToPath(new URL("../../../shared/fixtures/dellstore-sample.sql", import.meta.url));
+export const fixturePath = fileURLToPath(new URL("../fixtures/dellstore-sample.sql", import.meta.url));
 
 /** An address2 for every seventh customer, with an escaped backslash, tab and newline. */
 export const escapedAddress = { text: "Apt 5\\\\B\\tcorner\\nrear", value: "Apt 5\\B\tcorner\nrear" };
