@@ -3,6 +3,7 @@
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
+import type { Logger } from "drizzle-orm/logger";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
@@ -33,6 +34,8 @@ export interface PoolOptions {
   max?: number;
   /** Longest wait for a new connection, and server-side cap on one statement. */
   timeoutSeconds?: number;
+  /** Sees every query Drizzle runs. */
+  logger?: Logger;
 }
 
 /** Host, port and database of a PostgreSQL URL: safe to log. */
@@ -57,7 +60,7 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
       statement_timeout: (options.timeoutSeconds ?? 10) * 1000,
     },
   });
-  const db = drizzlePostgres(sql, { schema });
+  const db = drizzlePostgres(sql, { schema, logger: options.logger });
   return {
     db,
     sql,

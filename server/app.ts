@@ -6,27 +6,50 @@ import type { AddressInfo } from "node:net";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { customers } from "../db/schema.ts";
+import { type Cache, createCache } from "./cache/index.ts";
 import type { Config } from "./config.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
   readonly url: string;
   readonly server: Server;
   readonly database: DatabaseHandle;
+  readonly cache: Cache;
+  readonly metrics: Metrics;
+  /** What procedures see; `createCaller(app.context)` calls them in-process. */
+  readonly context: Context;
   /** Stops accepting, lets in-flight requests finish, then closes the pools. */
   close(): Promise<void>;
 }
 
-export async function startApp(config: Config, log: Logger): Promise<App> {
-  const database = await openDatabase(config.databaseUrl, config.dataDir, {
-    timeoutSeconds: config.databaseTimeoutSeconds,
-  });
+/** Parts a test may supply instead of the ones built from the configuration. */
+export interface AppOverrides {
+  database?: DatabaseHandle;
+  cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
+}
+
+export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  const database =
+    overrides.database ??
+    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
   if (database.kind === "embedded") await prepareEmbedded(database, log);
   else log.info({ database: database.description }, "using PostgreSQL");
 
-  const context: Context = { db: database.db, log, databaseTimeoutMs: config.databaseTimeoutSeconds * 1000 };
+  const metrics = createMetrics();
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
+  // Serve at once either way: a cache that isn't up yet is bypassed until it is.
+  await cache.ready(1000);
+
+  const context: Context = {
+    db: database.db,
+    log,
+    cache,
+    metrics,
+    databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
+  };
   const server = createHttpServer({ context, log });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -40,7 +63,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     url,
     server,
     database,
-    close: () => (closing ??= closeApp(server, database)),
+    cache,
+    metrics,
+    context,
+    close: () => (closing ??= closeApp(server, database, cache)),
   };
 }
 
@@ -56,12 +82,12 @@ async function prepareEmbedded(database: DatabaseHandle, log: Logger): Promise<v
   }
 }
 
-async function closeApp(server: Server, database: DatabaseHandle): Promise<void> {
+async function closeApp(server: Server, database: DatabaseHandle, cache: Cache): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   // Keep-alive clients that never go idle get a bounded grace period.
   const force = setTimeout(() => server.closeAllConnections(), 10_000).unref();
   await closed;
   clearTimeout(force);
-  await database.close();
+  await Promise.all([database.close(), cache.close()]);
 }

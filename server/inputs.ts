@@ -36,15 +36,30 @@ const money = z
     return cents;
   });
 
+function today(): string {
+  const now = new Date();
+  return [now.getFullYear(), now.getMonth() + 1, now.getDate()].map((n) => String(n).padStart(2, "0")).join("-");
+}
+
 export const countOrdersInput = z.object({ customerId: customerId.optional() }).optional();
+
+export const customerInput = z.object({ customerId });
+
+export const yearInput = z.object({
+  year: z
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(1, "must be 1 or later")
+    .max(9999, "must be 9999 or earlier"),
+});
 
 export const addOrderInput = z
   .object({
     customerId,
     netAmount: money,
     tax: money,
-    /** Defaults to the database's current date. */
-    orderDate: isoDate.optional(),
+    /** Defaults to today, by the server's clock and time zone. */
+    orderDate: isoDate.default(today),
   })
   .refine((order) => order.netAmount + order.tax <= maxCents, {
     path: ["tax"],

@@ -3,13 +3,17 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
+import type { Cache } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
 import type { Logger } from "./logger.ts";
+import type { Metrics } from "./metrics.ts";
 
 export interface Context {
   db: Database;
   log: Logger;
+  cache: Cache;
+  metrics: Metrics;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
 }
@@ -64,4 +68,12 @@ const databaseAvailability = t.middleware(async ({ ctx, next }) => {
 export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure.use(databaseAvailability);
+/** Latency of every procedure call, whichever route it came by. */
+const timing = t.middleware(async ({ ctx, path, type, next }) => {
+  const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
+  const result = await next();
+  stop({ outcome: result.ok ? "ok" : result.error.code });
+  return result;
+});
+
+export const publicProcedure = t.procedure.use(timing).use(databaseAvailability);

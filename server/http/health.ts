@@ -1,22 +1,23 @@
 import { sql } from "drizzle-orm";
-import type { Database } from "../../db/client.ts";
+import type { Context } from "../trpc.ts";
 
 export interface Health {
   status: "ok" | "unavailable";
   database: "up" | "down";
+  cache: "up" | "down" | "memory";
 }
 
 /** Pings the database with a bounded wait: a health check must answer even when PostgreSQL doesn't. */
-export async function checkHealth(db: Database, timeoutMs = 2000): Promise<Health> {
+export async function checkHealth({ db, cache }: Pick<Context, "db" | "cache">, timeoutMs = 2000): Promise<Health> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error("health check timed out")), timeoutMs);
   });
   try {
     await Promise.race([db.execute(sql`SELECT 1`), timeout]);
-    return { status: "ok", database: "up" };
+    return { status: "ok", database: "up", cache: cache.status };
   } catch {
-    return { status: "unavailable", database: "down" };
+    return { status: "unavailable", database: "down", cache: cache.status };
   } finally {
     clearTimeout(timer);
   }

@@ -46,8 +46,15 @@ export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOp
     "/add/": { POST: add },
     "/health": {
       GET: async (_req, res) => {
-        const health = await checkHealth(context.db);
+        const health = await checkHealth(context);
         sendJson(res, health.status === "ok" ? 200 : 503, health);
+      },
+    },
+    "/metrics": {
+      GET: async (_req, res) => {
+        const { registry } = context.metrics;
+        const body = await registry.metrics();
+        res.writeHead(200, { "content-type": registry.contentType }).end(body);
       },
     },
   };

@@ -1,0 +1,92 @@
+// Fail-open for the cache: the first failed store call opens the breaker, and
+// from then on requests skip the cache entirely (no timeout each) until a
+// background probe succeeds. The probe is the cache's recovery step (bumping
+// its epoch), so nothing written before or during the outage is served after it.
+
+export class CacheUnavailable extends Error {
+  override name = "CacheUnavailable";
+}
+
+export type BreakerState = "up" | "down";
+
+export interface BreakerOptions {
+  /** Runs before the breaker closes again; the breaker stays open until it succeeds. */
+  recover: () => Promise<void>;
+  onStateChange: (state: BreakerState, error?: unknown) => void;
+  onError: (operation: string, error: unknown) => void;
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+export class Breaker {
+  private current: BreakerState = "down";
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly options: BreakerOptions) {}
+
+  get state(): BreakerState {
+    return this.current;
+  }
+
+  /** Starts in the open state and probes at once: an instance can't know what it missed before it started. */
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** Resolves true once the breaker is closed, or false after `timeoutMs`. */
+  whenUp(timeoutMs: number): Promise<boolean> {
+    if (this.current === "up") return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs).unref();
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Runs a store call; throws CacheUnavailable without calling it while the breaker is open. */
+  async run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    if (this.current === "down") throw new CacheUnavailable(`cache is down (${operation} skipped)`);
+    try {
+      return await call();
+    } catch (error) {
+      this.options.onError(operation, error);
+      this.trip(error);
+      throw new CacheUnavailable(`cache ${operation} failed`, { cause: error });
+    }
+  }
+
+  trip(error?: unknown): void {
+    if (this.current === "down") return;
+    this.current = "down";
+    this.options.onStateChange("down", error);
+    this.schedule(this.options.retryMs ?? 250);
+  }
+
+  stop(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.probe(delayMs), delayMs).unref();
+  }
+
+  private async probe(lastDelayMs: number): Promise<void> {
+    try {
+      await this.options.recover();
+      if (this.closed) return;
+      this.current = "up";
+      this.options.onStateChange("up");
+      for (const wake of this.waiters.splice(0)) wake();
+    } catch {
+      const base = this.options.retryMs ?? 250;
+      this.schedule(Math.min(Math.max(lastDelayMs * 2, base), this.options.maxRetryMs ?? 2000));
+    }
+  }
+}

@@ -1,0 +1,30 @@
+import type { Logger } from "../logger.ts";
+import type { Metrics } from "../metrics.ts";
+import { MemoryStore } from "./memory-store.ts";
+import { QueryCache } from "./query-cache.ts";
+import { ValkeyStore } from "./valkey-store.ts";
+
+export { cached, invalidates } from "./middleware.ts";
+export type { Cache } from "./query-cache.ts";
+
+export interface CacheConfig {
+  valkeyUrl: string | undefined;
+  cachePrefix: string;
+  cacheTtlSeconds: number;
+}
+
+/** Valkey when configured, else the in-process store (which other instances don't share). */
+export function createCache(config: CacheConfig, log: Logger, metrics: Metrics): QueryCache {
+  if (!config.valkeyUrl) {
+    log.warn(
+      "no VALKEY_URL: caching in this process's memory, which other instances don't share; set VALKEY_URL=redis://host:6379 to share it",
+    );
+  }
+  return new QueryCache({
+    store: config.valkeyUrl ? new ValkeyStore(config.valkeyUrl) : new MemoryStore(),
+    prefix: config.cachePrefix,
+    ttlSeconds: config.cacheTtlSeconds,
+    log,
+    metrics,
+  });
+}

@@ -1,0 +1,47 @@
+// What procedures declare: `cached` on queries, `invalidates` on mutations.
+//
+//   count: publicProcedure
+//     .input(countOrdersInput)
+//     .use(cached({ tags: (input) => [orderTags.all] }))
+//     .query(...)
+//
+// The input is typed by the procedure's own input parser.
+import type { TRPCMiddlewareFunction } from "@trpc/server";
+import { middlewareMarker } from "@trpc/server/unstable-core-do-not-import";
+import type { Context } from "../trpc.ts";
+
+type CacheMiddleware<TInput> = TRPCMiddlewareFunction<Context, object, object, object, TInput>;
+
+export interface CachedOptions<TInput> {
+  /** The tags the result depends on. */
+  tags: (input: TInput) => readonly string[];
+  /** Overrides CACHE_TTL_SECONDS for this procedure. */
+  ttlSeconds?: number;
+}
+
+export function cached<TInput>({ tags, ttlSeconds }: CachedOptions<TInput>): CacheMiddleware<TInput> {
+  return async ({ ctx, path, input, next }) => {
+    const data = await ctx.cache.read({ procedure: path, input, tags: tags(input), ttlSeconds }, async () => {
+      const result = await next();
+      if (!result.ok) throw result.error; // errors are never cached
+      return result.data;
+    });
+    // A hit ends the chain here, with the same result the resolver's own middleware returns.
+    return { ok: true, data, marker: middlewareMarker };
+  };
+}
+
+export interface InvalidatesOptions<TInput> {
+  /** The tags the mutation affects; `output` is the resolver's result, undefined if it failed. */
+  tags: (input: TInput, output: unknown) => readonly string[];
+}
+
+export function invalidates<TInput>({ tags }: InvalidatesOptions<TInput>): CacheMiddleware<TInput> {
+  return async ({ ctx, input, next }) => {
+    const result = await next();
+    // After the commit and before the reply. Also after a failure: the write may
+    // have committed before its acknowledgement was lost.
+    await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
+    return result;
+  };
+}

@@ -1,0 +1,19 @@
+// What the query cache needs from a key-value store: batched reads and writes
+// with a time to live, and an atomic "set unless present". Valkey implements
+// it for sharing between instances, an in-process LRU for the embedded default.
+
+export interface StoreEntry {
+  key: string;
+  value: string;
+  ttlSeconds: number;
+}
+
+export interface CacheStore {
+  readonly kind: "valkey" | "memory";
+  /** The values of `keys`, in order; null where a key is absent or expired. */
+  mget(keys: readonly string[]): Promise<(string | null)[]>;
+  mset(entries: readonly StoreEntry[]): Promise<void>;
+  /** Sets `key` unless it holds a value; returns the value it holds afterwards. */
+  setIfAbsent(entry: StoreEntry): Promise<string>;
+  close(): Promise<void>;
+}

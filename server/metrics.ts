@@ -1,0 +1,48 @@
+// Prometheus metrics, one registry per app instance (GET /metrics).
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export function createMetrics() {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    cacheRequests: new Counter({
+      name: "cache_requests_total",
+      help: "Cached procedure calls, by whether the cache answered (hit) or the database did (miss)",
+      labelNames: ["procedure", "result"] as const,
+      registers,
+    }),
+    cacheLoads: new Counter({
+      name: "cache_loads_total",
+      help: "Database reads made on behalf of cache misses (concurrent identical misses share one)",
+      labelNames: ["procedure"] as const,
+      registers,
+    }),
+    cacheInvalidations: new Counter({
+      name: "cache_invalidations_total",
+      help: "Cache tags invalidated",
+      registers,
+    }),
+    cacheErrors: new Counter({
+      name: "cache_errors_total",
+      help: "Failed cache store operations (the request was then served from the database)",
+      labelNames: ["operation"] as const,
+      registers,
+    }),
+    cacheUp: new Gauge({
+      name: "cache_up",
+      help: "1 while the cache store is in use, 0 while requests bypass it",
+      registers,
+    }),
+    procedureDuration: new Histogram({
+      name: "trpc_procedure_duration_seconds",
+      help: "tRPC procedure latency, REST routes included",
+      labelNames: ["procedure", "type", "outcome"] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
