@@ -93,9 +93,12 @@ describe("errors, as FastAPI answers them", () => {
 });
 
 describe("/health", () => {
-  it("reports the database up", async () => {
+  it("reports the database up, and the in-process cache when there is no VALKEY_URL", async () => {
     const res = await get("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "ok", database: "up" });
+    expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory" });
+    expect(server.logs.filter((l) => l.level === 40).map((l) => l.msg)).toContainEqual(
+      expect.stringMatching(/^no VALKEY_URL: caching in this process's memory, which other instances don't share/),
+    );
   });
 });

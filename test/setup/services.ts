@@ -6,29 +6,38 @@ import { connectPostgres } from "../../db/client.ts";
 import { defaultDataset, generateDataset } from "../../db/load/generate.ts";
 import { databaseUrl } from "../support/urls.ts";
 import { type ProvidedService, providePostgres } from "./postgres.ts";
+import { deleteKeys, provideValkey } from "./valkey.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     /** An administrative URL of the test PostgreSQL server. */
     postgresUrl: string;
-    /** Prefix of every database this run creates; they are dropped at the end. */
+    /** A Valkey-protocol server's URL. */
+    valkeyUrl: string;
+    /** Prefix of every database and cache key this run creates; they are removed at the end. */
     runPrefix: string;
   }
 }
 
 let pg: ProvidedService | undefined;
+let valkey: ProvidedService | undefined;
 let runPrefix = "";
 
 export async function setup(project: TestProject): Promise<void> {
   runPrefix = `dellstore_test_${Date.now().toString(36)}_${process.pid}`;
-  pg = await providePostgres();
-  console.log(`tests use PostgreSQL from ${pg.source}`);
+  [pg, valkey] = await Promise.all([providePostgres(), provideValkey()]);
+  console.log(`tests use PostgreSQL from ${pg.source} and Valkey from ${valkey.source}`);
   await createTemplates(pg.url);
   project.provide("postgresUrl", pg.url);
+  project.provide("valkeyUrl", valkey.url);
   project.provide("runPrefix", runPrefix);
 }
 
 export async function teardown(): Promise<void> {
+  if (valkey) {
+    await deleteKeys(valkey.url, runPrefix);
+    await valkey.stop();
+  }
   if (!pg) return;
   const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
   try {

@@ -1,7 +1,7 @@
 // The service started in-process on a free port, over a real listening socket.
 import { Writable } from "node:stream";
 import { type Client, createClient } from "../../client/index.ts";
-import { type App, startApp } from "../../server/app.ts";
+import { type App, type AppOverrides, startApp } from "../../server/app.ts";
 import { loadConfig } from "../../server/config.ts";
 import { createLogger } from "../../server/logger.ts";
 import { useFixture } from "./fixture.ts";
@@ -21,7 +21,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string | undefined>): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string | undefined>,
+  overrides?: AppOverrides,
+): Promise<TestApp> {
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -30,7 +33,7 @@ export async function startTestApp(env: Record<string, string | undefined>): Pro
     },
   });
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", ...env });
-  const app = await startApp(config, createLogger(config.logLevel, sink));
+  const app = await startApp(config, createLogger(config.logLevel, sink), overrides);
   return { url: app.url, app, client: createClient({ url: app.url }), logs, close: () => app.close() };
 }
 
