@@ -6,7 +6,9 @@ import type { AddressInfo } from "node:net";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { customers } from "../db/schema.ts";
+import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
+import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
@@ -40,6 +42,12 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
 
   const metrics = createMetrics();
   const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
+  // Writes made outside the app reach the cache through the orders triggers' notifications.
+  const changes =
+    config.databaseUrl && cache instanceof QueryCache
+      ? new DatabaseChanges({ url: config.databaseUrl, cache, log, metrics })
+      : undefined;
+  changes?.start();
   // Serve at once either way: a cache that isn't up yet is bypassed until it is.
   await cache.ready(1000);
 
@@ -48,6 +56,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     log,
     cache,
     metrics,
+    changes,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
   };
   const server = createHttpServer({ context, log });
@@ -66,7 +75,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     cache,
     metrics,
     context,
-    close: () => (closing ??= closeApp(server, database, cache)),
+    close: () => (closing ??= closeApp(server, database, cache, changes)),
   };
 }
 
@@ -82,12 +91,18 @@ async function prepareEmbedded(database: DatabaseHandle, log: Logger): Promise<v
   }
 }
 
-async function closeApp(server: Server, database: DatabaseHandle, cache: Cache): Promise<void> {
+async function closeApp(
+  server: Server,
+  database: DatabaseHandle,
+  cache: Cache,
+  changes?: DatabaseChanges,
+): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   // Keep-alive clients that never go idle get a bounded grace period.
   const force = setTimeout(() => server.closeAllConnections(), 10_000).unref();
   await closed;
   clearTimeout(force);
+  await changes?.stop();
   await Promise.all([database.close(), cache.close()]);
 }

@@ -35,6 +35,21 @@ export function createMetrics() {
       help: "1 while the cache store is in use, 0 while requests bypass it",
       registers,
     }),
+    notifications: new Counter({
+      name: "cache_notifications_total",
+      help: "Change notifications received from PostgreSQL",
+      registers,
+    }),
+    notificationsUp: new Gauge({
+      name: "cache_notifications_up",
+      help: "1 while listening for PostgreSQL change notifications; 0 while not (the cache is suspended)",
+      registers,
+    }),
+    notificationOutages: new Counter({
+      name: "cache_notification_outages_total",
+      help: "Times the notification connection was lost (notifications may have been missed; the cache was retired)",
+      registers,
+    }),
     procedureDuration: new Histogram({
       name: "trpc_procedure_duration_seconds",
       help: "tRPC procedure latency, REST routes included",

@@ -3,6 +3,7 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
+import type { DatabaseChanges } from "./cache/database-changes.ts";
 import type { Cache } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
@@ -13,6 +14,8 @@ export interface Context {
   db: Database;
   log: Logger;
   cache: Cache;
+  /** The PostgreSQL change listener; absent on the embedded database, which only this process writes. */
+  changes?: DatabaseChanges | undefined;
   metrics: Metrics;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;

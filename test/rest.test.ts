@@ -96,7 +96,7 @@ describe("/health", () => {
   it("reports the database up, and the in-process cache when there is no VALKEY_URL", async () => {
     const res = await get("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory" });
+    expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory", notifications: "up" });
     expect(server.logs.filter((l) => l.level === 40).map((l) => l.msg)).toContainEqual(
       expect.stringMatching(/^no VALKEY_URL: caching in this process's memory, which other instances don't share/),
     );

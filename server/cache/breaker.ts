@@ -22,7 +22,6 @@ export class Breaker {
   private current: BreakerState = "down";
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private waiters: (() => void)[] = [];
 
   constructor(private readonly options: BreakerOptions) {}
 
@@ -33,18 +32,6 @@ export class Breaker {
   /** Starts in the open state and probes at once: an instance can't know what it missed before it started. */
   start(): void {
     this.schedule(0);
-  }
-
-  /** Resolves true once the breaker is closed, or false after `timeoutMs`. */
-  whenUp(timeoutMs: number): Promise<boolean> {
-    if (this.current === "up") return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs).unref();
-      this.waiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
   }
 
   /** Runs a store call; throws CacheUnavailable without calling it while the breaker is open. */
@@ -83,7 +70,6 @@ export class Breaker {
       if (this.closed) return;
       this.current = "up";
       this.options.onStateChange("up");
-      for (const wake of this.waiters.splice(0)) wake();
     } catch {
       const base = this.options.retryMs ?? 250;
       this.schedule(Math.min(Math.max(lastDelayMs * 2, base), this.options.maxRetryMs ?? 2000));

@@ -54,6 +54,8 @@ export class QueryCache implements Cache {
   private readonly flights = new SingleFlight();
   /** Counts this process's invalidations, so no read joins a database read that began before one. */
   private generation = 0;
+  /** Why reads must bypass the cache for now, besides the breaker (e.g. lost change notifications). */
+  private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
 
   constructor(private readonly options: QueryCacheOptions) {
@@ -75,11 +77,32 @@ export class QueryCache implements Cache {
   }
 
   get status(): "up" | "down" | "memory" {
-    return this.options.store.kind === "memory" ? "memory" : this.breaker.state;
+    if (this.breaker.state === "down" || this.suspensions.size > 0) return "down";
+    return this.options.store.kind === "memory" ? "memory" : "up";
   }
 
-  ready(timeoutMs: number): Promise<boolean> {
-    return this.breaker.whenUp(timeoutMs);
+  /** Reads bypass the cache until `resume(source)`. */
+  suspend(source: string, reason: string): void {
+    this.generation++;
+    this.suspensions.set(source, reason);
+  }
+
+  resume(source: string): void {
+    this.suspensions.delete(source);
+  }
+
+  /** Retires every entry at once (bumps the epoch); when the store is down, its recovery does it. */
+  async retireAll(): Promise<void> {
+    await this.invalidate([epochTag]);
+  }
+
+  async ready(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.status === "down") {
+      if (performance.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return true;
   }
 
   async read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T> {
@@ -87,6 +110,7 @@ export class QueryCache implements Cache {
     const key = entryKey(prefix, request.procedure, request.input);
     let tokens: string | undefined;
     try {
+      if (this.suspensions.size > 0) throw new CacheUnavailable("cache suspended");
       const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();

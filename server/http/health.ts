@@ -5,19 +5,25 @@ export interface Health {
   status: "ok" | "unavailable";
   database: "up" | "down";
   cache: "up" | "down" | "memory";
+  /** Whether writes made outside the app reach the cache: "off" on the embedded database. */
+  notifications: "up" | "down" | "off";
 }
 
 /** Pings the database with a bounded wait: a health check must answer even when PostgreSQL doesn't. */
-export async function checkHealth({ db, cache }: Pick<Context, "db" | "cache">, timeoutMs = 2000): Promise<Health> {
+export async function checkHealth(
+  { db, cache, changes }: Pick<Context, "db" | "cache" | "changes">,
+  timeoutMs = 2000,
+): Promise<Health> {
+  const notifications = changes?.state ?? "off";
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error("health check timed out")), timeoutMs);
   });
   try {
     await Promise.race([db.execute(sql`SELECT 1`), timeout]);
-    return { status: "ok", database: "up", cache: cache.status };
+    return { status: "ok", database: "up", cache: cache.status, notifications };
   } catch {
-    return { status: "unavailable", database: "down", cache: cache.status };
+    return { status: "unavailable", database: "down", cache: cache.status, notifications };
   } finally {
     clearTimeout(timer);
   }

@@ -1,0 +1,123 @@
+// Writes made outside the app (psql) reach the cache through the orders
+// triggers' notifications; a lost notification connection never leaves stale entries.
+import { describe, expect, inject, it } from "vitest";
+import { percentile } from "../bench/environment.ts";
+import { generateDataset } from "../db/load/generate.ts";
+import { useApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { run } from "./support/run.ts";
+import { cachePrefix } from "./support/valkey.ts";
+
+const db = useTestDatabase("seeded");
+const server = useApp(() => ({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() }));
+
+const psql = async (statement: string) => {
+  const result = await run("psql", [db.url, "-v", "ON_ERROR_STOP=1", "-qc", statement]);
+  expect(result.code, result.stderr).toBe(0);
+};
+const apiCount = async (customerId?: number) => {
+  const res = await fetch(`${server.url}/count${customerId === undefined ? "" : `?customerid=${customerId}`}`);
+  return ((await res.json()) as { count: number }).count;
+};
+const truth = async (customerId: number) =>
+  (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${customerId}`)[0]?.n;
+const metric = async (name: string) =>
+  Number(new RegExp(`^${name} (\\d+)`, "m").exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+const health = async () => (await (await fetch(`${server.url}/health`)).json()) as Record<string, string>;
+
+/** Polls until the API answers `expected`, and returns how long after `since` that was. */
+async function visibleAfter(since: number, read: () => Promise<number>, expected: number, timeoutMs = 2000) {
+  while (performance.now() - since < timeoutMs) {
+    if ((await read()) === expected) return performance.now() - since;
+  }
+  throw new Error(`the API did not show ${expected} within ${timeoutMs} ms`);
+}
+
+describe("writes made with psql", () => {
+  it("INSERT, UPDATE to another customer, and DELETE show in the cached counts", async () => {
+    await expect.poll(async () => (await health()).notifications).toBe("up");
+    const [a, b] = [30, 31];
+    const before = { a: await apiCount(a), b: await apiCount(b), all: await apiCount() };
+    expect(await apiCount(a)).toBe(before.a); // cached now
+
+    await psql(
+      `INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-05-05', ${a}, 10, 0.83, 10.83)`,
+    );
+    await expect.poll(() => apiCount(a), { timeout: 1000, interval: 5 }).toBe(before.a + 1);
+    await expect.poll(() => apiCount(), { timeout: 1000, interval: 5 }).toBe(before.all + 1);
+
+    await psql(
+      `UPDATE orders SET customerid = ${b} WHERE orderid = (SELECT max(orderid) FROM orders WHERE customerid = ${a})`,
+    );
+    await expect.poll(() => apiCount(a), { timeout: 1000, interval: 5 }).toBe(before.a);
+    await expect.poll(() => apiCount(b), { timeout: 1000, interval: 5 }).toBe(before.b + 1);
+
+    await psql(`DELETE FROM orders WHERE orderid = (SELECT max(orderid) FROM orders WHERE customerid = ${b})`);
+    await expect.poll(() => apiCount(b), { timeout: 1000, interval: 5 }).toBe(before.b);
+    await expect.poll(() => apiCount(), { timeout: 1000, interval: 5 }).toBe(before.all);
+  });
+
+  it("are visible through the API within 100 ms at p99 (100 trials)", async () => {
+    const customerId = 32;
+    const latencies: number[] = [];
+    let expected = (await truth(customerId)) as number;
+    for (let trial = 0; trial < 100; trial++) {
+      await apiCount(customerId); // cached
+      await db.sql`INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount)
+        VALUES ('2004-06-06', ${customerId}, 1, 0.08, 1.08)`;
+      const committed = performance.now();
+      expected++;
+      latencies.push(await visibleAfter(committed, () => apiCount(customerId), expected));
+    }
+    latencies.sort((x, y) => x - y);
+    console.log(
+      `psql write → API: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${latencies.at(-1)?.toFixed(1)} ms`,
+    );
+    expect(percentile(latencies, 99)).toBeLessThan(100);
+  });
+});
+
+describe("a bulk write", () => {
+  it("sends one notification per statement, not one per row", async () => {
+    const before = await metric("cache_notifications_total");
+    await psql("UPDATE orders SET tax = tax");
+    await expect.poll(() => metric("cache_notifications_total")).toBe(before + 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await metric("cache_notifications_total")).toBe(before + 1);
+  });
+});
+
+describe("losing the notification connection", () => {
+  it("suspends the cache, says so, and retires every entry before using the cache again", async () => {
+    const customerId = 33;
+    const cached = await apiCount(customerId);
+    expect(await apiCount(customerId)).toBe(cached);
+    const outages = await metric("cache_notification_outages_total");
+
+    await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'dellstore-orders-listener'`;
+    await expect.poll(health, { interval: 2 }).toMatchObject({ notifications: "down", cache: "down" });
+    // Written while nobody listens: this notification is lost.
+    await db.sql`INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-07-07', ${customerId}, 1, 0.08, 1.08)`;
+    expect(await apiCount(customerId)).toBe(cached + 1); // served from PostgreSQL meanwhile
+
+    await expect.poll(health, { timeout: 5000 }).toMatchObject({ notifications: "up", cache: "up" });
+    expect(await apiCount(customerId)).toBe(cached + 1);
+    expect(await metric("cache_notification_outages_total")).toBe(outages + 1);
+    expect(await metric("cache_notifications_up")).toBe(1);
+  });
+});
+
+describe("a 100,000-row UPDATE", () => {
+  it("is coalesced into one notification that retires everything", async () => {
+    await db.sql`TRUNCATE orders, customers RESTART IDENTITY`;
+    await generateDataset(db.handle.db, { customers: 20_000, orders: 100_000 });
+    await expect.poll(() => apiCount()).toBe(100_000);
+    const before = await metric("cache_notifications_total");
+    const started = performance.now();
+    await db.sql`UPDATE orders SET customerid = 1 + customerid % 10 WHERE orderid <= 100000`;
+    console.log(`100,000-row UPDATE with the notify trigger: ${(performance.now() - started).toFixed(0)} ms`);
+    await expect.poll(() => apiCount(1)).toBe(await truth(1));
+    expect(await metric("cache_notifications_total")).toBe(before + 1);
+  });
+});
