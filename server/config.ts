@@ -15,6 +15,12 @@ const envSchema = z.object({
   PG_SERVICE_URI: optionalUrl,
   VALKEY_URL: optionalUrl,
   VALKEY_SERVICE_URI: optionalUrl,
+  VALKEY_CLUSTER_NODES: z
+    .string()
+    .trim()
+    .transform((value) => (value ? value.split(",").map((node) => node.trim()) : undefined))
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port")).optional())
+    .optional(),
   CACHE_TTL_SECONDS: positiveInt.optional(),
   CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
   CACHE_PREFIX: z.string().min(1).default("dellstore"),
@@ -31,6 +37,8 @@ export interface Config {
   /** Longest wait for a database connection or statement before answering SERVICE_UNAVAILABLE. */
   databaseTimeoutSeconds: number;
   valkeyUrl: string | undefined;
+  /** `host:port` seeds of a Valkey Cluster; when set, the cluster is the cache. */
+  valkeyClusterNodes: string[] | undefined;
   cacheTtlSeconds: number;
   cachePrefix: string;
   port: number;
@@ -55,6 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL ?? e.PG_SERVICE_URI,
     databaseTimeoutSeconds: e.DATABASE_TIMEOUT_SECONDS,
     valkeyUrl: e.VALKEY_URL ?? e.VALKEY_SERVICE_URI,
+    valkeyClusterNodes: e.VALKEY_CLUSTER_NODES,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,
     cachePrefix: e.CACHE_PREFIX,
     port: e.PORT,

@@ -19,7 +19,14 @@ type CacheFactory = (prefix: string, beforeStore: (key: string) => Promise<void>
 const versionedCache: CacheFactory =
   (prefix, beforeStore) =>
   ({ log, metrics }) =>
-    new QueryCache({ store: new ValkeyStore(inject("valkeyUrl")), prefix, ttlSeconds: 120, log, metrics, beforeStore });
+    new QueryCache({
+      store: new ValkeyStore({ url: inject("valkeyUrl") }),
+      prefix,
+      ttlSeconds: 120,
+      log,
+      metrics,
+      beforeStore,
+    });
 
 const naiveCache: CacheFactory = (prefix, beforeStore) => () => new NaiveCache(valkeyClient(), prefix, beforeStore);
 

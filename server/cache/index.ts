@@ -9,19 +9,26 @@ export type { Cache } from "./query-cache.ts";
 
 export interface CacheConfig {
   valkeyUrl: string | undefined;
+  valkeyClusterNodes: string[] | undefined;
   cachePrefix: string;
   cacheTtlSeconds: number;
 }
 
-/** Valkey when configured, else the in-process store (which other instances don't share). */
+/** Valkey Cluster or Valkey when configured, else the in-process store (which other instances don't share). */
 export function createCache(config: CacheConfig, log: Logger, metrics: Metrics): QueryCache {
-  if (!config.valkeyUrl) {
+  const { valkeyUrl, valkeyClusterNodes } = config;
+  if (!valkeyUrl && !valkeyClusterNodes) {
     log.warn(
       "no VALKEY_URL: caching in this process's memory, which other instances don't share; set VALKEY_URL=redis://host:6379 to share it",
     );
   }
+  const store = valkeyClusterNodes
+    ? new ValkeyStore({ clusterNodes: valkeyClusterNodes })
+    : valkeyUrl
+      ? new ValkeyStore({ url: valkeyUrl })
+      : new MemoryStore();
   return new QueryCache({
-    store: config.valkeyUrl ? new ValkeyStore(config.valkeyUrl) : new MemoryStore(),
+    store,
     prefix: config.cachePrefix,
     ttlSeconds: config.cacheTtlSeconds,
     log,

@@ -1,6 +1,12 @@
-// The shared store: one iovalkey client per process, short timeouts and no
-// offline queue, so a missing or hung Valkey fails fast instead of piling up work.
-import { Valkey } from "iovalkey";
+// The shared store: one iovalkey client per process (a Cluster client for
+// Valkey Cluster), short timeouts and no offline queue, so a missing or hung
+// Valkey fails fast instead of piling up work.
+//
+// On a cluster every command touches one key: entries and tags spread over
+// all masters, and nothing needs keys to share a hash slot. The cache never
+// needs a multi-key read to be atomic (query-cache.ts), only its tag tokens to
+// be read before the database is.
+import { Cluster, Valkey } from "iovalkey";
 import type { CacheStore, StoreEntry } from "./store.ts";
 
 export interface ValkeyStoreOptions {
@@ -9,30 +15,51 @@ export interface ValkeyStoreOptions {
   connectTimeoutMs?: number;
 }
 
+// Reconnect forever, backing off to one attempt every two seconds.
+const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
+
+/** Where the cache lives: a Valkey URL, or the `host:port` seeds of a Valkey Cluster. */
+export type ValkeyTarget = { url: string } | { clusterNodes: string[] };
+
 export class ValkeyStore implements CacheStore {
   readonly kind = "valkey";
-  readonly client: Valkey;
+  readonly client: Valkey | Cluster;
 
-  constructor(url: string, { commandTimeoutMs = 200, connectTimeoutMs = 1000 }: ValkeyStoreOptions = {}) {
-    this.client = new Valkey(url, {
-      commandTimeout: commandTimeoutMs,
-      connectTimeout: connectTimeoutMs,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      enableAutoPipelining: true,
-      // Reconnect forever, backing off to one attempt every two seconds.
-      retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
-    });
+  constructor(target: ValkeyTarget, { commandTimeoutMs = 200, connectTimeoutMs = 1000 }: ValkeyStoreOptions = {}) {
+    const options = { commandTimeout: commandTimeoutMs, connectTimeout: connectTimeoutMs, maxRetriesPerRequest: 0 };
+    this.client =
+      "url" in target
+        ? new Valkey(target.url, {
+            ...options,
+            enableOfflineQueue: false,
+            enableAutoPipelining: true,
+            retryStrategy: backoff,
+          })
+        : new Cluster(target.clusterNodes.map(parseNode), {
+            redisOptions: options,
+            enableOfflineQueue: false,
+            enableAutoPipelining: true,
+            clusterRetryStrategy: backoff,
+          });
     // Connection errors surface as failed commands, which the breaker handles;
     // without a listener iovalkey would print each one.
     this.client.on("error", () => {});
   }
 
+  private get cluster(): boolean {
+    return this.client instanceof Cluster;
+  }
+
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
+    if (this.cluster) return Promise.all(keys.map((key) => this.client.get(key)));
     return this.client.mget(...keys);
   }
 
   async mset(entries: readonly StoreEntry[]): Promise<void> {
+    if (this.cluster) {
+      await Promise.all(entries.map(({ key, value, ttlSeconds }) => this.client.set(key, value, "EX", ttlSeconds)));
+      return;
+    }
     const pipeline = this.client.pipeline();
     for (const { key, value, ttlSeconds } of entries) pipeline.set(key, value, "EX", ttlSeconds);
     const results = (await pipeline.exec()) ?? [];
@@ -52,4 +79,9 @@ export class ValkeyStore implements CacheStore {
       this.client.disconnect();
     }
   }
+}
+
+function parseNode(node: string): { host: string; port: number } {
+  const at = node.lastIndexOf(":");
+  return { host: node.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(node.slice(at + 1)) };
 }
