@@ -5,6 +5,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type DatabaseHandle, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
+import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
 import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
@@ -53,8 +54,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
 
   const context: Context = {
     db: database.db,
+    queries: prepareQueries(database.db),
     log,
     cache,
+    cacheMode: "default",
     metrics,
     changes,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,

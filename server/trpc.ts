@@ -3,8 +3,9 @@ import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
+import type { Queries } from "../db/queries.ts";
 import type { DatabaseChanges } from "./cache/database-changes.ts";
-import type { Cache } from "./cache/query-cache.ts";
+import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
 import type { Logger } from "./logger.ts";
@@ -12,8 +13,11 @@ import type { Metrics } from "./metrics.ts";
 
 export interface Context {
   db: Database;
+  queries: Queries;
   log: Logger;
   cache: Cache;
+  /** From the request's Cache-Control: "no-cache" reads the database and refreshes the entry, "no-store" skips the cache. */
+  cacheMode: CacheMode;
   /** The PostgreSQL change listener; absent on the embedded database, which only this process writes. */
   changes?: DatabaseChanges | undefined;
   metrics: Metrics;
@@ -50,11 +54,14 @@ const unavailable = () =>
   new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
 
 /**
- * Turns "the database can't be reached" into SERVICE_UNAVAILABLE, whichever
- * procedure hit it, and bounds the wait: a hung server or network must not
- * hold the caller (the query itself ends with its statement_timeout).
+ * Around every procedure: times the call for /metrics, turns "the database
+ * can't be reached" into SERVICE_UNAVAILABLE, and bounds the wait, since a hung
+ * server or network must not hold the caller (the query itself ends with its
+ * statement_timeout). One middleware, not three: each level of tRPC's chain
+ * costs a copy of the call's options.
  */
-const databaseAvailability = t.middleware(async ({ ctx, next }) => {
+const guarded = t.middleware(async ({ ctx, path, type, next }) => {
+  const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
@@ -62,21 +69,16 @@ const databaseAvailability = t.middleware(async ({ ctx, next }) => {
   try {
     const result = await Promise.race([next(), deadline]);
     if (!result.ok && isDatabaseUnavailable(result.error.cause)) throw unavailable();
+    stop({ outcome: result.ok ? "ok" : result.error.code });
     return result;
+  } catch (error) {
+    stop({ outcome: "SERVICE_UNAVAILABLE" });
+    throw error;
   } finally {
     clearTimeout(timer);
   }
 });
 
 export const router = t.router;
-export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
-/** Latency of every procedure call, whichever route it came by. */
-const timing = t.middleware(async ({ ctx, path, type, next }) => {
-  const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
-  const result = await next();
-  stop({ outcome: result.ok ? "ok" : result.error.code });
-  return result;
-});
-
-export const publicProcedure = t.procedure.use(timing).use(databaseAvailability);
+export const publicProcedure = t.procedure.use(guarded);

@@ -30,6 +30,16 @@ describe("the generated dataset", () => {
     expect(shape?.buyers).toBeLessThan(12_000);
   });
 
+  it("keeps orders' index and foreign key, which the loader drops and recreates around the bulk insert", async () => {
+    const [schema] = await db.sql`
+      SELECT (SELECT count(*)::int FROM pg_indexes WHERE tablename = 'orders' AND indexname = 'ix_order_custid') AS indexes,
+        (SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'fk_customerid') AS fk`;
+    expect(schema).toEqual({
+      indexes: 1,
+      fk: "FOREIGN KEY (customerid) REFERENCES customers(customerid) ON DELETE SET NULL",
+    });
+  });
+
   it("is the same every time", async () => {
     const other = await createTestDatabase("empty");
     try {

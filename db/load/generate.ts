@@ -4,7 +4,13 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../client.ts";
 import { customers as customersTable, orders as ordersTable } from "../schema.ts";
-import { advanceSequencesSql, assertEmpty, resetTablesSql } from "./tables.ts";
+import {
+  advanceSequencesSql,
+  assertEmpty,
+  deferOrdersConstraintsSql,
+  resetTablesSql,
+  restoreOrdersConstraintsSql,
+} from "./tables.ts";
 
 export interface GenerateOptions {
   customers: number;
@@ -67,7 +73,9 @@ export async function generateDataset(
     if (options.reset) await tx.execute(sql.raw(resetTablesSql));
     else assertEmpty({ customers: await tx.$count(customersTable), orders: await tx.$count(ordersTable) });
     await tx.execute(sql.raw(insertCustomers(customers)));
+    for (const statement of deferOrdersConstraintsSql) await tx.execute(sql.raw(statement));
     if (orders > 0) await tx.execute(sql.raw(insertOrders(orders, customers)));
+    await tx.execute(sql.raw(restoreOrdersConstraintsSql));
     await tx.execute(sql.raw(advanceSequencesSql));
   });
   return { customers, orders };

@@ -117,7 +117,7 @@ export class DatabaseChanges {
   private lost(reason: string): void {
     const { cache, log, metrics } = this.options;
     const sql = this.sql;
-    if (!sql) return;
+    if (!sql || this.stopped) return;
     this.sql = undefined;
     clearInterval(this.heartbeat);
     if (this.listening) {

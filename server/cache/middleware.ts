@@ -19,9 +19,18 @@ export interface CachedOptions<TInput> {
   ttlSeconds?: number;
 }
 
+/** Marks a procedure's cached() middleware, so the HTTP fast path can find its declaration. */
+export const cacheDeclaration = Symbol("cacheDeclaration");
+
 export function cached<TInput>({ tags, ttlSeconds }: CachedOptions<TInput>): CacheMiddleware<TInput> {
-  return async ({ ctx, path, input, next }) => {
-    const data = await ctx.cache.read({ procedure: path, input, tags: tags(input), ttlSeconds }, async () => {
+  const middleware: CacheMiddleware<TInput> & { [cacheDeclaration]?: CachedOptions<TInput> } = async ({
+    ctx,
+    path,
+    input,
+    next,
+  }) => {
+    const request = { procedure: path, input, tags: tags(input), ttlSeconds, mode: ctx.cacheMode };
+    const data = await ctx.cache.read(request, async () => {
       const result = await next();
       if (!result.ok) throw result.error; // errors are never cached
       return result.data;
@@ -29,6 +38,8 @@ export function cached<TInput>({ tags, ttlSeconds }: CachedOptions<TInput>): Cac
     // A hit ends the chain here, with the same result the resolver's own middleware returns.
     return { ok: true, data, marker: middlewareMarker };
   };
+  middleware[cacheDeclaration] = { tags, ttlSeconds };
+  return middleware;
 }
 
 export interface InvalidatesOptions<TInput> {

@@ -19,6 +19,8 @@ import { entryKey, epochTag, newToken, tagKey } from "./keys.ts";
 import { SingleFlight } from "./single-flight.ts";
 import type { CacheStore } from "./store.ts";
 
+export type CacheMode = "default" | "no-cache" | "no-store";
+
 export interface ReadRequest {
   /** The procedure's path, e.g. "orders.count". */
   procedure: string;
@@ -27,11 +29,15 @@ export interface ReadRequest {
   /** What the result depends on; a write that invalidates one of them retires the entry. */
   tags: readonly string[];
   ttlSeconds?: number;
+  /** "no-cache": read the database and refresh the entry; "no-store": leave the cache alone. */
+  mode?: CacheMode;
 }
 
 /** What procedures' middleware uses; QueryCache is the implementation. */
 export interface Cache {
   read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T>;
+  /** The current entry's serialized (superjson) value, or undefined: never loads or stores. */
+  peek(request: ReadRequest): Promise<string | undefined>;
   invalidate(tags: readonly string[]): Promise<void>;
   readonly status: "up" | "down" | "memory";
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
@@ -106,24 +112,9 @@ export class QueryCache implements Cache {
   }
 
   async read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T> {
-    const { prefix, store, log, metrics } = this.options;
-    const key = entryKey(prefix, request.procedure, request.input);
-    let tokens: string | undefined;
-    try {
-      if (this.suspensions.size > 0) throw new CacheUnavailable("cache suspended");
-      const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
-      const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
-      const entry = values.pop();
-      tokens = (await this.currentTokens(tagKeys, values)).join(",");
-      if (entry?.startsWith(`${tokens}\n`)) {
-        metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
-        log.debug({ key }, "cache hit");
-        return superjson.parse<T>(entry.slice(tokens.length + 1));
-      }
-    } catch (error) {
-      if (!(error instanceof CacheUnavailable)) throw error;
-      tokens = undefined;
-    }
+    const { log, metrics } = this.options;
+    const { key, tokens, payload } = await this.lookup(request);
+    if (payload !== undefined) return superjson.parse<T>(payload);
     metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
     log.debug({ key, bypass: tokens === undefined }, "cache miss");
     return this.flights.run(`${key}|${tokens ?? "bypass"}|${this.generation}`, async () => {
@@ -132,6 +123,37 @@ export class QueryCache implements Cache {
       if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
       return value;
     });
+  }
+
+  /**
+   * The entry's serialized value (superjson) if the cache holds a current one,
+   * else undefined and nothing else happens: for callers that answer hits
+   * themselves and leave misses to `read` (the HTTP fast path).
+   */
+  async peek(request: ReadRequest): Promise<string | undefined> {
+    return (await this.lookup(request)).payload;
+  }
+
+  /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. */
+  private async lookup(request: ReadRequest): Promise<{ key: string; tokens?: string; payload?: string }> {
+    const { prefix, store, log, metrics } = this.options;
+    const key = entryKey(prefix, request.procedure, request.input);
+    if (this.suspensions.size > 0 || request.mode === "no-store" || this.breaker.state === "down") return { key };
+    try {
+      const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
+      const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
+      const entry = values.pop();
+      const tokens = (await this.currentTokens(tagKeys, values)).join(",");
+      if (request.mode !== "no-cache" && entry?.startsWith(`${tokens}\n`)) {
+        metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
+        log.debug({ key }, "cache hit");
+        return { key, tokens, payload: entry.slice(tokens.length + 1) };
+      }
+      return { key, tokens };
+    } catch (error) {
+      if (!(error instanceof CacheUnavailable)) throw error;
+      return { key };
+    }
   }
 
   async invalidate(tags: readonly string[]): Promise<void> {

@@ -20,11 +20,19 @@ const restNames: Record<string, string> = {
 // FastAPI parses "9999" in a query string (and, leniently, in JSON) as an int.
 const integerLike = (value: unknown) => (typeof value === "string" && /^-?\d+$/.test(value) ? Number(value) : value);
 
+/** GET /count[?customerid=N]: the orders.count procedure, in the seed's words. */
+export const countRoute = {
+  procedure: "orders.count",
+  input(url: URL): { customerId: number } | undefined {
+    const raw = url.searchParams.get("customerid");
+    return raw === null ? undefined : { customerId: integerLike(raw) as number };
+  },
+  body: (result: { count: number }) => ({ count: result.count }),
+};
+
 export async function getCount(ctx: Context, url: URL, res: ServerResponse): Promise<void> {
-  const raw = url.searchParams.get("customerid");
-  const input = raw === null ? undefined : { customerId: integerLike(raw) as number };
-  const result = await createCaller(ctx).orders.count(input);
-  sendJson(res, 200, { count: result.count });
+  const result = await createCaller(ctx).orders.count(countRoute.input(url));
+  sendJson(res, 200, countRoute.body(result));
 }
 
 export async function postAdd(

@@ -1,12 +1,15 @@
 // One node:http server: tRPC under /trpc, the seed's REST routes, and operations.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import superjson from "superjson";
 import type { Logger } from "../logger.ts";
 import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
+import { contextFor } from "./cache-control.ts";
+import { cacheDeclarations, FastPath } from "./fast-path.ts";
 import { checkHealth } from "./health.ts";
 import { sendJson } from "./json.ts";
-import { getCount, postAdd, sendRestError } from "./rest.ts";
+import { countRoute, getCount, postAdd, sendRestError } from "./rest.ts";
 
 export interface HttpOptions {
   context: Context;
@@ -22,7 +25,7 @@ export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOp
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: bodyLimit,
-    createContext: () => context,
+    createContext: ({ req }) => contextFor(context, req),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
     },
@@ -37,8 +40,30 @@ export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOp
         if (sendRestError(res, error) === 500) log.error({ err: error, path: url.pathname }, "request failed");
       }
     };
-  const count = rest((_req, res, url) => getCount(context, url, res));
-  const add = rest((req, res) => postAdd(context, req, res, bodyLimit));
+  const fastPath = new FastPath(context, cacheDeclarations(appRouter));
+  const count = rest(async (req, res, url) => {
+    const served = await fastPath.serve(req, res, {
+      procedure: countRoute.procedure,
+      rawInput: countRoute.input(url),
+      render: (payload) => JSON.stringify(countRoute.body(superjson.parse<{ count: number }>(payload))),
+    });
+    if (!served) await getCount(contextFor(context, req), url, res);
+  });
+  // Single GET queries (not batches) may be answered from the cache before tRPC runs.
+  const trpcQuery = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
+    const input = url.searchParams.get("input");
+    const served =
+      req.method === "GET" &&
+      !url.searchParams.has("batch") &&
+      (await fastPath.serve(req, res, {
+        procedure: url.pathname.slice("/trpc/".length),
+        rawInput: input === null ? undefined : superjson.deserialize(JSON.parse(input)),
+        render: (payload) => `{"result":{"data":${payload}}}`,
+        headers: { vary: "trpc-accept, accept" },
+      }));
+    if (!served) trpc(req, res);
+  };
+  const add = rest((req, res) => postAdd(contextFor(context, req), req, res, bodyLimit));
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     "/count": { GET: count },
     "/count/": { GET: count },
@@ -61,7 +86,8 @@ export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOp
 
   return createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/")) return trpc(req, res);
+    if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
+      return void trpcQuery(req, res, url).catch(() => trpc(req, res));
     const route = routes[url.pathname];
     if (!route) return sendJson(res, 404, { detail: "Not Found" });
     const handler = route[req.method ?? "GET"];

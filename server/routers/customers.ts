@@ -1,6 +1,4 @@
 import { TRPCError } from "@trpc/server";
-import { count, eq, max, sql, sum } from "drizzle-orm";
-import { customers, orders } from "../../db/schema.ts";
 import { cached } from "../cache/middleware.ts";
 import { customerInput } from "../inputs.ts";
 import { publicProcedure, router } from "../trpc.ts";
@@ -11,18 +9,8 @@ export const customersRouter = router({
   summary: publicProcedure
     .input(customerInput)
     .use(cached({ tags: ({ customerId }) => [orderTags.customer(customerId)] }))
-    .query(async ({ ctx, input: { customerId } }) => {
-      const [summary] = await ctx.db
-        .select({
-          customerId: customers.customerId,
-          orders: count(orders.orderId),
-          totalSpent: sql<string>`coalesce(${sum(orders.totalAmount)}, 0.00)`,
-          lastOrderDate: max(orders.orderDate),
-        })
-        .from(customers)
-        .leftJoin(orders, eq(orders.customerId, customers.customerId))
-        .where(eq(customers.customerId, customerId))
-        .groupBy(customers.customerId);
+    .query(async ({ ctx: { queries }, input: { customerId } }) => {
+      const [summary] = await queries.customerSummary.execute({ customerId });
       if (!summary) throw new TRPCError({ code: "NOT_FOUND", message: `Customer ${customerId} does not exist.` });
       return summary;
     }),

@@ -1,6 +1,4 @@
 import { TRPCError } from "@trpc/server";
-import { and, count, eq, gte, lt, sql, sum } from "drizzle-orm";
-import { orders } from "../../db/schema.ts";
 import { cached, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
 import { addOrderInput, countOrdersInput, yearInput } from "../inputs.ts";
@@ -16,12 +14,11 @@ export const ordersRouter = router({
         tags: (input) => [input?.customerId === undefined ? orderTags.all : orderTags.customer(input.customerId)],
       }),
     )
-    .query(async ({ ctx, input }) => {
-      const customerId = input?.customerId;
-      const [row] = await ctx.db
-        .select({ count: count() })
-        .from(orders)
-        .where(customerId === undefined ? undefined : eq(orders.customerId, customerId));
+    .query(async ({ ctx: { queries }, input }) => {
+      const [row] =
+        input?.customerId === undefined
+          ? await queries.countOrders.execute()
+          : await queries.countCustomerOrders.execute({ customerId: input.customerId });
       return { count: row?.count ?? 0 };
     }),
 
@@ -29,31 +26,22 @@ export const ordersRouter = router({
   monthly: publicProcedure
     .input(yearInput)
     .use(cached({ tags: ({ year }) => [orderTags.year(year)], ttlSeconds: 600 }))
-    .query(({ ctx, input: { year } }) => {
-      const month = sql<string>`to_char(${orders.orderDate}, 'YYYY-MM')`;
-      return ctx.db
-        .select({ month, orders: count(), revenue: sql<string>`${sum(orders.totalAmount)}` })
-        .from(orders)
-        .where(and(gte(orders.orderDate, `${year}-01-01`), lt(orders.orderDate, `${year + 1}-01-01`)))
-        .groupBy(month)
-        .orderBy(month);
-    }),
+    .query(({ ctx: { queries }, input: { year } }) =>
+      queries.monthly.execute({ from: `${year}-01-01`, to: `${year + 1}-01-01` }),
+    ),
 
   add: publicProcedure
     .input(addOrderInput)
     .use(invalidates({ tags: (input) => tagsOfOrder(input) }))
-    .mutation(async ({ ctx, input }) => {
+    .mutation(async ({ ctx: { queries }, input }) => {
       try {
-        const [order] = await ctx.db
-          .insert(orders)
-          .values({
-            customerId: input.customerId,
-            orderDate: input.orderDate,
-            netAmount: formatCents(input.netAmount),
-            tax: formatCents(input.tax),
-            totalAmount: formatCents(input.netAmount + input.tax),
-          })
-          .returning();
+        const [order] = await queries.insertOrder.execute({
+          customerId: input.customerId,
+          orderDate: input.orderDate,
+          netAmount: formatCents(input.netAmount),
+          tax: formatCents(input.tax),
+          totalAmount: formatCents(input.netAmount + input.tax),
+        });
         if (!order) throw new Error("INSERT … RETURNING returned no row");
         return order;
       } catch (error) {

@@ -27,6 +27,10 @@ export class NaiveCache implements Cache {
     return value;
   }
 
+  async peek(request: ReadRequest): Promise<string | undefined> {
+    return (await this.client.get(entryKey(this.prefix, request.procedure, request.input))) ?? undefined;
+  }
+
   async invalidate(tags: readonly string[]): Promise<void> {
     const keys = tags.flatMap((tag) => [...(this.keysByTag.get(tag) ?? [])]);
     if (keys.length > 0) await this.client.del(...keys);

@@ -38,26 +38,30 @@ export async function startServerProcess(
     detached: true,
   });
   let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk;
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
   const exited = once(child, "exit");
-  const listening = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${output}`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      output += chunk;
-      if (output.includes('"msg":"listening on')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`server exited before listening:\n${output}`));
-    });
-  });
-  await listening;
+  const url = `http://127.0.0.1:${port}`;
+  // Ready once it answers HTTP, whatever its log level.
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited before listening:\n${output}`);
+    if (Date.now() > deadline) {
+      process.kill(-(child.pid as number), "SIGKILL");
+      throw new Error(`server did not start in ${timeoutMs} ms:\n${output}`);
+    }
+    try {
+      await (await fetch(`${url}/health`)).arrayBuffer();
+      break;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     child,
     output: () => output,
     async stop(signal = "SIGTERM") {
