@@ -12,9 +12,9 @@ const xml = (text: string) => text.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0
 
 export function renderChart(rows: ChartRow[], title: string): string {
   const rowHeight = 30;
-  const labelWidth = 300;
-  const panelWidth = 260;
-  const gap = 40;
+  const labelWidth = 370;
+  const panelWidth = 200;
+  const gap = 160;
   const top = 60;
   const height = top + rows.length * rowHeight + 20;
   const width = labelWidth + 2 * panelWidth + gap + 90;

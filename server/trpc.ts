@@ -16,7 +16,7 @@ export interface Context {
   queries: Queries;
   log: Logger;
   cache: Cache;
-  /** From the request's Cache-Control: "no-cache" reads the database and refreshes the entry, "no-store" skips the cache. */
+  /** "no-store" when the request's Cache-Control says so: the cache is then neither read nor written. */
   cacheMode: CacheMode;
   /** The PostgreSQL change listener; absent on the embedded database, which only this process writes. */
   changes?: DatabaseChanges | undefined;

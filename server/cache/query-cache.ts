@@ -19,7 +19,7 @@ import { entryKey, epochTag, newToken, tagKey } from "./keys.ts";
 import { SingleFlight } from "./single-flight.ts";
 import type { CacheStore } from "./store.ts";
 
-export type CacheMode = "default" | "no-cache" | "no-store";
+export type CacheMode = "default" | "no-store";
 
 export interface ReadRequest {
   /** The procedure's path, e.g. "orders.count". */
@@ -29,7 +29,7 @@ export interface ReadRequest {
   /** What the result depends on; a write that invalidates one of them retires the entry. */
   tags: readonly string[];
   ttlSeconds?: number;
-  /** "no-cache": read the database and refresh the entry; "no-store": leave the cache alone. */
+  /** "no-store": read the database and leave the cache alone. */
   mode?: CacheMode;
 }
 
@@ -144,7 +144,7 @@ export class QueryCache implements Cache {
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();
       const tokens = (await this.currentTokens(tagKeys, values)).join(",");
-      if (request.mode !== "no-cache" && entry?.startsWith(`${tokens}\n`)) {
+      if (entry?.startsWith(`${tokens}\n`)) {
         metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
         log.debug({ key }, "cache hit");
         return { key, tokens, payload: entry.slice(tokens.length + 1) };

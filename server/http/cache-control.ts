@@ -2,18 +2,17 @@ import type { IncomingMessage } from "node:http";
 import type { Context } from "../trpc.ts";
 
 /**
- * The request's context: the shared one, or a copy that honours the client's
- * Cache-Control (no-store: don't use the cache; no-cache: read the database and
- * refresh the entry), as curl -H 'Cache-Control: no-cache' would expect.
+ * A request with `Cache-Control: no-store` is answered without the cache
+ * (nothing read from it or stored in it). `no-cache` needs nothing: every hit
+ * is already revalidated against the writes since it was stored (its tags'
+ * tokens), which is what the directive asks of a cache.
  */
-export function contextFor(base: Context, req: IncomingMessage): Context {
+export function bypassesCache(req: IncomingMessage): boolean {
   const header = req.headers["cache-control"];
-  if (!header) return base;
-  const directives = header
-    .toLowerCase()
-    .split(",")
-    .map((d) => d.trim());
-  if (directives.includes("no-store")) return { ...base, cacheMode: "no-store" };
-  if (directives.includes("no-cache")) return { ...base, cacheMode: "no-cache" };
-  return base;
+  return header !== undefined && /(?:^|,)\s*no-store\s*(?:,|$)/i.test(header);
+}
+
+/** The request's context: the shared one, or a copy for a request that bypasses the cache. */
+export function contextFor(base: Context, req: IncomingMessage): Context {
+  return bypassesCache(req) ? { ...base, cacheMode: "no-store" } : base;
 }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AnyRouter } from "@trpc/server";
 import { type CachedOptions, cacheDeclaration } from "../cache/middleware.ts";
 import type { Context } from "../trpc.ts";
+import { bypassesCache } from "./cache-control.ts";
 
 interface Declaration extends CachedOptions<unknown> {
   parse(input: unknown): { success: true; data: unknown } | { success: false };
@@ -51,7 +52,7 @@ export class FastPath {
   /** Sends the cached response and returns true, or returns false and leaves the request to the normal path. */
   async serve(req: IncomingMessage, res: ServerResponse, route: FastRoute): Promise<boolean> {
     const declaration = this.declarations.get(route.procedure);
-    if (!declaration || req.headers["cache-control"]) return false;
+    if (!declaration || bypassesCache(req)) return false;
     const { cache, metrics } = this.context;
     try {
       const parsed = declaration.parse(route.rawInput);

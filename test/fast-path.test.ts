@@ -1,0 +1,88 @@
+// Hits of cached single GET queries are answered before tRPC runs: the same
+// bytes as the normal path, an ETag, 304 for a matching If-None-Match, and
+// never an entry a write has retired.
+import superjson from "superjson";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { useApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { cachePrefix } from "./support/valkey.ts";
+
+const db = useTestDatabase("seeded");
+const server = useApp(() => ({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() }));
+beforeAll(async () => {
+  expect(await server.app.cache.ready(5000)).toBe(true);
+});
+
+const trpcUrl = (path: string, input?: unknown) =>
+  `/trpc/${path}${input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(superjson.serialize(input)))}`}`;
+const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { headers });
+const outcomes = () => server.logs.filter((l) => l.msg === "cache hit" || l.msg === "cache miss").map((l) => l.msg);
+
+async function missThenHit(path: string) {
+  server.logs.length = 0;
+  const miss = await get(path);
+  const hit = await get(path);
+  expect(outcomes()).toEqual(["cache miss", "cache hit"]);
+  return { miss, hit, missBody: await miss.text(), hitBody: await hit.text() };
+}
+
+describe("the HTTP fast path", () => {
+  it.each([
+    ["a tRPC query without input", trpcUrl("orders.count")],
+    ["a tRPC query with input", trpcUrl("orders.count", { customerId: 70 })],
+    ["another cached procedure", trpcUrl("customers.summary", { customerId: 71 })],
+    ["the REST count", "/count?customerid=72"],
+  ])("answers a hit of %s with the bytes the normal path sent", async (_, path) => {
+    const { miss, hit, missBody, hitBody } = await missThenHit(path);
+    expect(hit.status).toBe(200);
+    expect(hitBody).toBe(missBody);
+    for (const header of ["content-type", "vary"]) expect(hit.headers.get(header)).toBe(miss.headers.get(header));
+    expect(hit.headers.get("etag")).toMatch(/^"[\w-]+"$/);
+  });
+
+  it("answers 304 to a matching If-None-Match, and 200 with the new count once a write retired the entry", async () => {
+    const path = "/count?customerid=73";
+    await get(path);
+    const first = await get(path);
+    const etag = first.headers.get("etag") as string;
+    const notModified = await get(path, { "if-none-match": etag });
+    expect(notModified.status).toBe(304);
+    expect(await notModified.text()).toBe("");
+    const { count } = (await first.json()) as { count: number };
+    await server.client.orders.add.mutate({ customerId: 73, netAmount: 1, tax: 0 });
+    const changed = await get(path, { "if-none-match": etag });
+    expect(changed.status).toBe(200);
+    expect(await changed.json()).toEqual({ count: count + 1 });
+    expect(changed.headers.get("etag") ?? "").not.toBe(etag);
+  });
+
+  it("leaves batches, invalid input and Cache-Control: no-store to the normal path", async () => {
+    await get(trpcUrl("orders.count", { customerId: 74 }));
+    server.logs.length = 0;
+    const batch = await get(
+      `/trpc/orders.count?batch=1&input=${encodeURIComponent(JSON.stringify({ 0: { json: { customerId: 74 } } }))}`,
+    );
+    expect(batch.status).toBe(200);
+    expect(batch.headers.get("etag")).toBeNull();
+    const invalid = await get(trpcUrl("orders.count", { customerId: -1 }));
+    expect(invalid.status).toBe(400);
+    const uncached = await get(trpcUrl("orders.count", { customerId: 74 }), { "cache-control": "no-store" });
+    expect(uncached.headers.get("etag")).toBeNull();
+    expect(outcomes()).toEqual(["cache hit", "cache miss"]); // the batch hit through tRPC; no-store read the database
+    expect(
+      await server.app.cache.peek({
+        procedure: "orders.count",
+        input: { customerId: 75 },
+        tags: ["orders:customer:75"],
+      }),
+    ).toBeUndefined();
+    await get("/count?customerid=75", { "cache-control": "no-store" });
+    expect(
+      await server.app.cache.peek({
+        procedure: "orders.count",
+        input: { customerId: 75 },
+        tags: ["orders:customer:75"],
+      }),
+    ).toBeUndefined();
+  });
+});
