@@ -1,6 +1,6 @@
 // npm run client count [--customer N]
 // npm run client add --customer N --net 23.00 --tax 2.00 [--date YYYY-MM-DD]
-// Prints the result as JSON; SERVER_URL says where the server is.
+// Prints the result as JSON; SERVER_URL says where the server is, API_TOKEN is sent for writes.
 import { parseArgs } from "node:util";
 import { TRPCClientError } from "@trpc/client";
 import { createClient } from "./index.ts";
@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<unknown> {
   const recovered = recoverNpmFlags(flags, rest, process.env);
   if (recovered.unused.length > 0) throw new UsageError();
   const options = { ...recovered.values, ...values };
-  const client = createClient({ url: process.env.SERVER_URL ?? "http://127.0.0.1:8000" });
+  const client = createClient({ url: process.env.SERVER_URL ?? "http://127.0.0.1:8000", token: process.env.API_TOKEN });
   switch (command) {
     case "count":
       return client.orders.count.query(

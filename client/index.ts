@@ -3,6 +3,7 @@
 import { createTRPCClient, httpBatchLink, type TRPCClient } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
+import { maxBatchSize } from "../server/http/limits.ts";
 import type { AppRouter } from "../server/routers/index.ts";
 
 export type { AppRouter };
@@ -13,18 +14,22 @@ export type Client = TRPCClient<AppRouter>;
 export interface ClientOptions {
   /** The server's base URL (http://127.0.0.1:8000) or its tRPC endpoint (…/trpc). */
   url: string;
+  /** The server's API_TOKEN, sent as a bearer token (writes need it when the server has one). */
+  token?: string | undefined;
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
 }
 
-export function createClient({ url, headers }: ClientOptions): Client {
+export function createClient({ url, token, headers }: ClientOptions): Client {
+  const sent = { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) };
   const base = url.replace(/\/+$/, "");
   return createTRPCClient<AppRouter>({
     links: [
       httpBatchLink({
         url: base.endsWith("/trpc") ? base : `${base}/trpc`,
         transformer: superjson,
-        headers: () => headers ?? {},
+        headers: () => sent,
+        maxItems: maxBatchSize,
       }),
     ],
   });

@@ -60,9 +60,15 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     cacheMode: "default",
     metrics,
     changes,
+    apiToken: config.apiToken,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
   };
-  const server = createHttpServer({ context, log });
+  if (config.apiToken === undefined) {
+    log.warn(
+      "no API_TOKEN: anyone who can reach this server can add orders; set API_TOKEN to require a bearer token for writes",
+    );
+  }
+  const server = createHttpServer({ context, log, limits: config.http });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());

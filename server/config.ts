@@ -29,6 +29,15 @@ const envSchema = z.object({
   HOST: z.string().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   DATA_DIR: z.string().min(1).default("./.data"),
+  API_TOKEN: z
+    .string()
+    .trim()
+    .transform((value) => value || undefined)
+    .pipe(z.string().min(16, "must be at least 16 characters").optional())
+    .optional(),
+  MAX_BODY_BYTES: positiveInt.default(64 * 1024),
+  HTTP_HEADERS_TIMEOUT_SECONDS: positiveInt.default(10),
+  HTTP_REQUEST_TIMEOUT_SECONDS: positiveInt.default(30),
 });
 
 export interface Config {
@@ -45,6 +54,16 @@ export interface Config {
   host: string;
   logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
   dataDir: string;
+  /** When set, mutations need `Authorization: Bearer <apiToken>`. */
+  apiToken: string | undefined;
+  http: {
+    /** Largest request body, in bytes; larger ones are refused with 413 before parsing. */
+    maxBodyBytes: number;
+    /** A client must send its request headers within this many seconds (slowloris). */
+    headersTimeoutSeconds: number;
+    /** ...and its whole request within this many. */
+    requestTimeoutSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -70,5 +89,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
+    apiToken: e.API_TOKEN,
+    http: {
+      maxBodyBytes: e.MAX_BODY_BYTES,
+      headersTimeoutSeconds: e.HTTP_HEADERS_TIMEOUT_SECONDS,
+      requestTimeoutSeconds: e.HTTP_REQUEST_TIMEOUT_SECONDS,
+    },
   };
 }

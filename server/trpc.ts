@@ -4,6 +4,7 @@ import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
 import type { Queries } from "../db/queries.ts";
+import { bearerMatches } from "./auth.ts";
 import type { DatabaseChanges } from "./cache/database-changes.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
@@ -21,6 +22,10 @@ export interface Context {
   /** The PostgreSQL change listener; absent on the embedded database, which only this process writes. */
   changes?: DatabaseChanges | undefined;
   metrics: Metrics;
+  /** When set, mutations need `Authorization: Bearer <apiToken>`. */
+  apiToken?: string | undefined;
+  /** The request's Authorization header. */
+  authorization?: string | undefined;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
 }
@@ -82,3 +87,11 @@ const guarded = t.middleware(async ({ ctx, path, type, next }) => {
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 export const publicProcedure = t.procedure.use(guarded);
+
+/** Writes: with API_TOKEN set, only callers presenting it as a bearer token get through. */
+export const writeProcedure = publicProcedure.use(({ ctx, next }) => {
+  if (ctx.apiToken !== undefined && !bearerMatches(ctx.apiToken, ctx.authorization)) {
+    throw new TRPCError({ code: "UNAUTHORIZED", message: "Writes need the header Authorization: Bearer <API_TOKEN>." });
+  }
+  return next();
+});

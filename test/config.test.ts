@@ -44,6 +44,8 @@ describe("configuration", () => {
     ["CACHE_TIMEOUT_SECONDS", "soon"],
     ["PORT", "70000"],
     ["LOG_LEVEL", "chatty"],
+    ["API_TOKEN", "short"],
+    ["MAX_BODY_BYTES", "lots"],
   ])("refuses %s=%j, naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name}: `));

@@ -97,8 +97,12 @@ describe("/health", () => {
     const res = await get("/health");
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory", notifications: "up" });
-    expect(server.logs.filter((l) => l.level === 40).map((l) => l.msg)).toContainEqual(
+    const warnings = server.logs.filter((l) => l.level === 40).map((l) => l.msg);
+    expect(warnings).toContainEqual(
       expect.stringMatching(/^no VALKEY_URL: caching in this process's memory, which other instances don't share/),
+    );
+    expect(warnings).toContainEqual(
+      expect.stringMatching(/^no API_TOKEN: anyone who can reach this server can add orders/),
     );
   });
 });

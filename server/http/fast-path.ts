@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AnyRouter } from "@trpc/server";
 import { type CachedOptions, cacheDeclaration } from "../cache/middleware.ts";
 import type { Context } from "../trpc.ts";
-import { bypassesCache } from "./cache-control.ts";
+import { bypassesCache } from "./request-context.ts";
 
 interface Declaration extends CachedOptions<unknown> {
   parse(input: unknown): { success: true; data: unknown } | { success: false };

@@ -54,10 +54,10 @@ export async function postAdd(
   sendJson(res, 200, { updated: { customer: order.customerId } });
 }
 
-/** Answers as FastAPI would, {"detail": "..."} with 422 for invalid input, 404, 503; returns the status. */
+/** Answers as FastAPI would, {"detail": "..."} with 422 for invalid input, 401, 404, 503; returns the status. */
 export function sendRestError(res: ServerResponse, error: unknown): number {
   const [status, detail] = restError(error);
-  sendJson(res, status, { detail });
+  sendJson(res, status, { detail }, status === 401 ? { "www-authenticate": "Bearer" } : {});
   return status;
 }
 

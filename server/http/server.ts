@@ -2,29 +2,32 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import superjson from "superjson";
+import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
-import { contextFor } from "./cache-control.ts";
 import { cacheDeclarations, FastPath } from "./fast-path.ts";
 import { checkHealth } from "./health.ts";
 import { sendJson } from "./json.ts";
+import { maxBatchSize } from "./limits.ts";
+import { contextFor } from "./request-context.ts";
 import { countRoute, getCount, postAdd, sendRestError } from "./rest.ts";
 
 export interface HttpOptions {
   context: Context;
   log: Logger;
-  /** Largest request body accepted, in bytes. */
-  bodyLimit?: number;
+  limits: Config["http"];
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 
-export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOptions): Server {
+export function createHttpServer({ context, log, limits }: HttpOptions): Server {
+  const bodyLimit = limits.maxBodyBytes;
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: "/trpc/",
     maxBodySize: bodyLimit,
+    maxBatchSize,
     createContext: ({ req }) => contextFor(context, req),
     onError({ error, path }) {
       if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
@@ -84,14 +87,35 @@ export function createHttpServer({ context, log, bodyLimit = 64 * 1024 }: HttpOp
     },
   };
 
-  return createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
-      return void trpcQuery(req, res, url).catch(() => trpc(req, res));
-    const route = routes[url.pathname];
-    if (!route) return sendJson(res, 404, { detail: "Not Found" });
-    const handler = route[req.method ?? "GET"];
-    if (!handler) return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow: Object.keys(route).join(", ") });
-    void handler(req, res, url);
-  });
+  const server = createServer(
+    {
+      // A client that trickles its headers or body (slowloris) is cut off; idle checks run every second.
+      headersTimeout: limits.headersTimeoutSeconds * 1000,
+      requestTimeout: limits.requestTimeoutSeconds * 1000,
+      connectionsCheckingInterval: 1000,
+      maxHeaderSize: 16 * 1024,
+    },
+    (req, res) => {
+      if (Number(req.headers["content-length"] ?? 0) > bodyLimit) {
+        // Refused before reading a byte of it; the connection goes too, so the body needn't be drained.
+        return sendJson(
+          res,
+          413,
+          { detail: `Request body is larger than ${bodyLimit} bytes` },
+          { connection: "close" },
+        );
+      }
+      const url = new URL(req.url ?? "/", "http://localhost");
+      if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
+        return void trpcQuery(req, res, url).catch(() => trpc(req, res));
+      const route = routes[url.pathname];
+      if (!route) return sendJson(res, 404, { detail: "Not Found" });
+      const handler = route[req.method ?? "GET"];
+      if (!handler)
+        return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow: Object.keys(route).join(", ") });
+      void handler(req, res, url);
+    },
+  );
+  server.keepAliveTimeout = 5000;
+  return server;
 }

@@ -3,7 +3,7 @@ import { cached, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
 import { addOrderInput, countOrdersInput, yearInput } from "../inputs.ts";
 import { formatCents } from "../money.ts";
-import { publicProcedure, router } from "../trpc.ts";
+import { publicProcedure, router, writeProcedure } from "../trpc.ts";
 import { orderTags, tagsOfOrder } from "./tags.ts";
 
 export const ordersRouter = router({
@@ -30,7 +30,7 @@ export const ordersRouter = router({
       queries.monthly.execute({ from: `${year}-01-01`, to: `${year + 1}-01-01` }),
     ),
 
-  add: publicProcedure
+  add: writeProcedure
     .input(addOrderInput)
     .use(invalidates({ tags: (input) => tagsOfOrder(input) }))
     .mutation(async ({ ctx: { queries }, input }) => {

@@ -12,7 +12,10 @@ export function bypassesCache(req: IncomingMessage): boolean {
   return header !== undefined && /(?:^|,)\s*no-store\s*(?:,|$)/i.test(header);
 }
 
-/** The request's context: the shared one, or a copy for a request that bypasses the cache. */
+/** The request's context: the shared one, or a copy with what this request says (credentials, no-store). */
 export function contextFor(base: Context, req: IncomingMessage): Context {
-  return bypassesCache(req) ? { ...base, cacheMode: "no-store" } : base;
+  const { authorization } = req.headers;
+  const bypass = bypassesCache(req);
+  if (!authorization && !bypass) return base;
+  return { ...base, authorization, cacheMode: bypass ? "no-store" : base.cacheMode };
 }
