@@ -1,5 +1,5 @@
-// The procedures' inputs: what a valid call looks like, with messages a caller
-// can act on. REST routes map their own field names onto these.
+// What a valid call looks like, with messages a caller can act on: the
+// procedures' inputs, and the pieces the REST routes build theirs from.
 import { z } from "zod";
 import { formatCents, maxCents, parseCents } from "./money.ts";
 
@@ -9,7 +9,7 @@ export const customerId = z
   .positive("must be positive")
   .max(2 ** 31 - 1, "must fit in 32 bits");
 
-const isoDate = z
+export const isoDate = z
   .string({ error: "must be a date as YYYY-MM-DD" })
   .regex(/^\d{4}-\d{2}-\d{2}$/, "must be a date as YYYY-MM-DD")
   .refine(isCalendarDate, "is not a calendar date");
@@ -21,8 +21,10 @@ function isCalendarDate(value: string): boolean {
 }
 
 /** A non-negative amount with at most two decimals, as a number or a string; parsed to cents. */
-const money = z
-  .union([z.number(), z.string()], { error: "must be an amount, as a number or a decimal string" })
+export const money = z
+  .union([z.number(), z.string().regex(/^\d+(\.\d{1,2})?$/)], {
+    error: "must be a non-negative amount with at most two decimals",
+  })
   .transform((value, ctx) => {
     const cents = parseCents(value);
     if (cents === undefined) {
@@ -35,6 +37,9 @@ const money = z
     }
     return cents;
   });
+
+/** An order's total must fit numeric(12,2) too. */
+export const totalFits = (net: bigint, tax: bigint) => net + tax <= maxCents;
 
 function today(): string {
   const now = new Date();
@@ -61,7 +66,7 @@ export const addOrderInput = z
     /** Defaults to today, by the server's clock and time zone. */
     orderDate: isoDate.default(today),
   })
-  .refine((order) => order.netAmount + order.tax <= maxCents, {
+  .refine((order) => totalFits(order.netAmount, order.tax), {
     path: ["tax"],
     message: `netAmount + tax must not exceed ${formatCents(maxCents)}`,
   });

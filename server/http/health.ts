@@ -1,13 +1,16 @@
 import { sql } from "drizzle-orm";
+import { z } from "zod";
 import type { Context } from "../trpc.ts";
 
-export interface Health {
-  status: "ok" | "unavailable";
-  database: "up" | "down";
-  cache: "up" | "down" | "memory";
+export const healthResponse = z.object({
+  status: z.enum(["ok", "unavailable"]),
+  database: z.enum(["up", "down"]),
+  cache: z.enum(["up", "down", "memory"]),
   /** Whether writes made outside the app reach the cache: "off" on the embedded database. */
-  notifications: "up" | "down" | "off";
-}
+  notifications: z.enum(["up", "down", "off"]),
+});
+
+export type Health = z.infer<typeof healthResponse>;
 
 /** Pings the database with a bounded wait: a health check must answer even when PostgreSQL doesn't. */
 export async function checkHealth(

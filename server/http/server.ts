@@ -1,5 +1,6 @@
 // One node:http server: tRPC under /trpc, the seed's REST routes, and operations.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createRequire } from "node:module";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import superjson from "superjson";
 import type { Config } from "../config.ts";
@@ -10,6 +11,7 @@ import { cacheDeclarations, FastPath } from "./fast-path.ts";
 import { checkHealth } from "./health.ts";
 import { sendJson } from "./json.ts";
 import { maxBatchSize } from "./limits.ts";
+import { docsPage, openApiDocument, sendDocsAsset } from "./openapi.ts";
 import { contextFor } from "./request-context.ts";
 import { countRoute, getCount, postAdd, sendRestError } from "./rest.ts";
 
@@ -18,6 +20,11 @@ export interface HttpOptions {
   log: Logger;
   limits: Config["http"];
 }
+
+// The package's own package.json, through its "exports" (the same from server/ and dist/server/).
+const { version: packageVersion } = createRequire(import.meta.url)("dellstore-orders/package.json") as {
+  version: string;
+};
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
 
@@ -44,6 +51,7 @@ export function createHttpServer({ context, log, limits }: HttpOptions): Server 
       }
     };
   const fastPath = new FastPath(context, cacheDeclarations(appRouter));
+  const openApi = openApiDocument(packageVersion);
   const count = rest(async (req, res, url) => {
     const served = await fastPath.serve(req, res, {
       procedure: countRoute.procedure,
@@ -78,6 +86,14 @@ export function createHttpServer({ context, log, limits }: HttpOptions): Server 
         sendJson(res, health.status === "ok" ? 200 : 503, health);
       },
     },
+    "/openapi.json": {
+      GET: async (_req, res) => sendJson(res, 200, openApi),
+    },
+    "/docs": {
+      GET: async (_req, res) => {
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(docsPage);
+      },
+    },
     "/metrics": {
       GET: async (_req, res) => {
         const { registry } = context.metrics;
@@ -109,7 +125,10 @@ export function createHttpServer({ context, log, limits }: HttpOptions): Server 
       if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
         return void trpcQuery(req, res, url).catch(() => trpc(req, res));
       const route = routes[url.pathname];
-      if (!route) return sendJson(res, 404, { detail: "Not Found" });
+      if (!route) {
+        if (req.method === "GET" && sendDocsAsset(url.pathname, res)) return;
+        return sendJson(res, 404, { detail: "Not Found" });
+      }
       const handler = route[req.method ?? "GET"];
       if (!handler)
         return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow: Object.keys(route).join(", ") });
