@@ -8,7 +8,18 @@ const db = useTestDatabase("seeded");
 const server = useApp(() => ({ DATABASE_URL: db.url }));
 
 interface Document {
-  paths: Record<string, Record<string, { parameters?: { name: string; schema: unknown }[]; requestBody?: { content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> } }> } }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        parameters?: { name: string; schema: unknown }[];
+        requestBody?: {
+          content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> } }>;
+        };
+      }
+    >
+  >;
 }
 
 describe("/openapi.json", () => {
@@ -24,7 +35,10 @@ describe("/openapi.json", () => {
   it("describes the inputs as the routes validate them", async () => {
     const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as Document;
     expect(document.paths["/count"]?.get?.parameters).toEqual([
-      expect.objectContaining({ name: "customerid", schema: expect.objectContaining({ type: "string", pattern: "^\\d+$" }) }),
+      expect.objectContaining({
+        name: "customerid",
+        schema: expect.objectContaining({ type: "string", pattern: "^\\d+$" }),
+      }),
     ]);
     const body = document.paths["/add/"]?.post?.requestBody?.content["application/json"]?.schema;
     expect(body?.required).toEqual(["customerid", "netamount", "tax"]);
