@@ -1,13 +1,14 @@
-// npm run db:seed [-- --dump dellstore2-normal-1.0.sql | --customers N --orders N] [--reset]
+// npm run db:seed [-- --dump dellstore2-normal-1.0.sql | --customers N --orders N] [--reset | --if-empty]
 import { parseArgs } from "node:util";
 import { loadConfig } from "../server/config.ts";
 import { openDatabase } from "./client.ts";
 import { loadDump } from "./load/dump.ts";
 import { defaultDataset, generateDataset } from "./load/generate.ts";
 import { progressBar } from "./load/progress.ts";
+import { customers, orders } from "./schema.ts";
 import { runScript } from "./script.ts";
 
-const usage = "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset]";
+const usage = "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset | --if-empty]";
 
 await runScript(async () => {
   const { values } = parseArgs({
@@ -16,6 +17,8 @@ await runScript(async () => {
       customers: { type: "string" },
       orders: { type: "string" },
       reset: { type: "boolean", default: false },
+      // For one-shot deploy steps: tables that already hold data are left alone, and that is no error.
+      "if-empty": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -25,6 +28,9 @@ await runScript(async () => {
   const started = performance.now();
   try {
     await database.migrate();
+    if (values["if-empty"] && (await database.db.$count(customers)) + (await database.db.$count(orders)) > 0) {
+      return console.log(`${database.description} already holds data: nothing loaded`);
+    }
     if (values.dump) {
       if (!database.sql) throw new Error("loading a dump needs a PostgreSQL server: set DATABASE_URL");
       const progress = progressBar(values.dump);

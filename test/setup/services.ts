@@ -1,5 +1,6 @@
 // Vitest global setup: provides the real services once per run, and template
 // databases (migrated; migrated and seeded) that each test file clones.
+import { spawnSync } from "node:child_process";
 import postgres from "postgres";
 import type { TestProject } from "vitest/node";
 import { connectPostgres } from "../../db/client.ts";
@@ -25,6 +26,9 @@ let runPrefix = "";
 
 export async function setup(project: TestProject): Promise<void> {
   runPrefix = `dellstore_test_${Date.now().toString(36)}_${process.pid}`;
+  // Tests that run what ships (dist/: the container's commands, the client package) need it current.
+  const build = spawnSync("npm", ["run", "-s", "build"], { encoding: "utf8" });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
   [pg, valkey] = await Promise.all([providePostgres(), provideValkey()]);
   console.log(`tests use PostgreSQL from ${pg.source} and Valkey from ${valkey.source}`);
   await createTemplates(pg.url);
