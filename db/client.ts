@@ -1,5 +1,7 @@
 // One Drizzle handle over either a real PostgreSQL pool (postgres.js) or the
 // embedded PGlite database; the rest of the app sees only `Database`.
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -48,8 +50,59 @@ export function describeDatabaseUrl(url: string): string {
   }
 }
 
+/**
+ * TLS as libpq users expect it: `sslmode=require` encrypts, `verify-ca` and
+ * `verify-full` also verify the server with the CA file named by the URL's
+ * `sslrootcert` or by PGSSLROOTCERT (else Node's trusted CAs). Returns the URL
+ * without the parameters postgres.js would otherwise send to the server.
+ */
+export function postgresTls(
+  url: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { url: string; ssl?: ConnectionOptions } {
+  const parsed = new URL(url);
+  const mode = parsed.searchParams.get("sslmode");
+  const rootCert = parsed.searchParams.get("sslrootcert") ?? env.PGSSLROOTCERT;
+  parsed.searchParams.delete("sslrootcert");
+  if ((mode !== "verify-ca" && mode !== "verify-full") || !rootCert || rootCert === "system")
+    return { url: parsed.toString() };
+  parsed.searchParams.delete("sslmode");
+  return {
+    url: parsed.toString(),
+    ssl: {
+      ca: readFileSync(rootCert),
+      rejectUnauthorized: true,
+      // verify-ca checks the chain only, as libpq does; verify-full the host name too.
+      ...(mode === "verify-ca" ? { checkServerIdentity: () => undefined } : {}),
+    },
+  };
+}
+
+// Node's codes for a certificate that doesn't verify.
+const certificateErrors =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_UNTRUSTED|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+
+export function isCertificateError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" && certificateErrors.test(code);
+}
+
+/** A connection error in words an operator can act on; for TLS, which setting to look at. */
+export function describeConnectionError(error: unknown): string {
+  let cause = error;
+  while (cause instanceof Error && !(cause as { code?: unknown }).code && cause.cause) cause = cause.cause;
+  const { code, message } = (cause ?? {}) as { code?: string; message?: string };
+  const text = message ?? String(error);
+  if (code && certificateErrors.test(code)) {
+    return `the server's TLS certificate could not be verified (${text}): check the CA file in PGSSLROOTCERT or the URL's sslrootcert (PostgreSQL), or NODE_EXTRA_CA_CERTS (Valkey)`;
+  }
+  return text;
+}
+
 export function connectPostgres(url: string, options: PoolOptions = {}): DatabaseHandle {
-  const sql = postgres(url, {
+  const tls = postgresTls(url);
+  const sql = postgres(tls.url, {
+    ...(tls.ssl ? { ssl: tls.ssl } : {}),
     max: options.max ?? 10,
     connect_timeout: options.timeoutSeconds ?? 10,
     idle_timeout: 60,

@@ -3,7 +3,8 @@
 
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type DatabaseHandle, openDatabase } from "../db/client.ts";
+import { sql } from "drizzle-orm";
+import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
@@ -39,7 +40,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     overrides.database ??
     (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
   if (database.kind === "embedded") await prepareEmbedded(database, log);
-  else log.info({ database: database.description }, "using PostgreSQL");
+  else await announcePostgres(database, log);
 
   const metrics = createMetrics();
   const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
@@ -97,6 +98,25 @@ async function prepareEmbedded(database: DatabaseHandle, log: Logger): Promise<v
   if ((await database.db.$count(customers)) === 0) {
     await generateDataset(database.db, defaultDataset);
     log.info(defaultDataset, "seeded the embedded database with the generated dataset");
+  }
+}
+
+/** Says which server it uses, and in words an operator can act on if it can't be reached (it is not fatal: requests get 503 until it answers). */
+async function announcePostgres(database: DatabaseHandle, log: Logger): Promise<void> {
+  log.info({ database: database.description }, "using PostgreSQL");
+  let timer: NodeJS.Timeout | undefined;
+  const slow = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000);
+  });
+  try {
+    await Promise.race([database.db.execute(sql`SELECT 1`), slow]);
+  } catch (error) {
+    log.error(
+      { reason: describeConnectionError(error) },
+      "PostgreSQL is unreachable; requests get 503 until it answers",
+    );
+  } finally {
+    clearTimeout(timer);
   }
 }
 

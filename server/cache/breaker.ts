@@ -22,6 +22,9 @@ export class Breaker {
   private current: BreakerState = "down";
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Whether the current "down" has been reported. */
+  private announced = false;
+  private probes = 0;
 
   constructor(private readonly options: BreakerOptions) {}
 
@@ -49,6 +52,7 @@ export class Breaker {
   trip(error?: unknown): void {
     if (this.current === "down") return;
     this.current = "down";
+    this.announced = true;
     this.options.onStateChange("down", error);
     this.schedule(this.options.retryMs ?? 250);
   }
@@ -65,12 +69,20 @@ export class Breaker {
   }
 
   private async probe(lastDelayMs: number): Promise<void> {
+    this.probes++;
     try {
       await this.options.recover();
       if (this.closed) return;
       this.current = "up";
+      this.announced = false;
       this.options.onStateChange("up");
-    } catch {
+    } catch (error) {
+      // A cache that has never come up says why once, as one that went down does;
+      // not at the very first probe, which usually only finds the connection still opening.
+      if (!this.announced && this.probes > 1) {
+        this.announced = true;
+        this.options.onStateChange("down", error);
+      }
       const base = this.options.retryMs ?? 250;
       this.schedule(Math.min(Math.max(lastDelayMs * 2, base), this.options.maxRetryMs ?? 2000));
     }

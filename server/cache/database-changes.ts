@@ -7,6 +7,7 @@
 // only after retiring every entry, once the connection listens again. A
 // heartbeat on the connection catches a silent stall as well as a close.
 import postgres from "postgres";
+import { postgresTls } from "../../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { QueryCache } from "./query-cache.ts";
@@ -56,7 +57,9 @@ export class DatabaseChanges {
   private async connect(): Promise<void> {
     const { url, log, metrics, cache } = this.options;
     const heartbeatMs = this.options.heartbeatMs ?? 1000;
-    const sql = postgres(url, {
+    const tls = postgresTls(url);
+    const sql = postgres(tls.url, {
+      ...(tls.ssl ? { ssl: tls.ssl } : {}),
       max: 1,
       idle_timeout: undefined,
       max_lifetime: null,

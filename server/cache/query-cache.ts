@@ -12,6 +12,7 @@
 // reads go to the database and invalidations are lost; the breaker reopens the
 // cache only after bumping the epoch, retiring everything cached before.
 import superjson from "superjson";
+import { describeConnectionError } from "../../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { Breaker, CacheUnavailable } from "./breaker.ts";
@@ -75,7 +76,8 @@ export class QueryCache implements Cache {
       onStateChange: (state, error) => {
         metrics.cacheUp.set(state === "up" ? 1 : 0);
         if (state === "down") {
-          log.warn({ reason: reason(error) }, "cache unavailable: serving from the database until it returns");
+          const why = describeConnectionError(store.lastConnectionError ?? error);
+          log.warn({ reason: why }, "cache unavailable: serving from the database until it returns");
         } else log.info({ store: store.kind }, "cache available; entries cached before now are retired");
       },
     });
@@ -207,10 +209,4 @@ export class QueryCache implements Cache {
       if (!(error instanceof CacheUnavailable)) throw error;
     }
   }
-}
-
-function reason(error: unknown): string {
-  if (!(error instanceof Error)) return "unknown";
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" ? `${code}: ${error.message}` : error.message;
 }

@@ -16,4 +16,6 @@ export interface CacheStore {
   /** Sets `key` unless it holds a value; returns the value it holds afterwards. */
   setIfAbsent(entry: StoreEntry): Promise<string>;
   close(): Promise<void>;
+  /** Why the store last failed to connect, if it did: more telling than the failed command. */
+  readonly lastConnectionError?: unknown;
 }

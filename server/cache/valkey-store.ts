@@ -7,6 +7,7 @@
 // needs a multi-key read to be atomic (query-cache.ts), only its tag tokens to
 // be read before the database is.
 import { Cluster, Valkey } from "iovalkey";
+import { isCertificateError } from "../../db/client.ts";
 import type { CacheStore, StoreEntry } from "./store.ts";
 
 export interface ValkeyStoreOptions {
@@ -24,6 +25,13 @@ export type ValkeyTarget = { url: string } | { clusterNodes: string[] };
 export class ValkeyStore implements CacheStore {
   readonly kind = "valkey";
   readonly client: Valkey | Cluster;
+  private lastError: unknown;
+  private certificateError: unknown;
+
+  /** Since the last successful connection: a certificate that didn't verify, the likeliest cause, else the latest error. */
+  get lastConnectionError(): unknown {
+    return this.certificateError ?? this.lastError;
+  }
 
   constructor(target: ValkeyTarget, { commandTimeoutMs = 200, connectTimeoutMs = 1000 }: ValkeyStoreOptions = {}) {
     const options = { commandTimeout: commandTimeoutMs, connectTimeout: connectTimeoutMs, maxRetriesPerRequest: 0 };
@@ -43,7 +51,13 @@ export class ValkeyStore implements CacheStore {
           });
     // Connection errors surface as failed commands, which the breaker handles;
     // without a listener iovalkey would print each one.
-    this.client.on("error", () => {});
+    this.client.on("error", (error: unknown) => {
+      this.lastError = error;
+      if (isCertificateError(error)) this.certificateError = error;
+    });
+    this.client.on("ready", () => {
+      this.lastError = this.certificateError = undefined;
+    });
   }
 
   private get cluster(): boolean {
