@@ -1,8 +1,8 @@
 // One Drizzle handle over either a real PostgreSQL pool (postgres.js) or the
 // embedded PGlite database; the rest of the app sees only `Database`.
 import { readFileSync } from "node:fs";
-import type { ConnectionOptions } from "node:tls";
 import { mkdir } from "node:fs/promises";
+import type { ConnectionOptions } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import type { Logger } from "drizzle-orm/logger";
