@@ -31,6 +31,14 @@ describe("orders.count", () => {
   });
 });
 
+describe("orders.monthly", () => {
+  it("reads any year the input allows, the first centuries included", async () => {
+    expect(await server.client.orders.monthly.query({ year: 12 })).toEqual([]);
+    expect(await server.client.orders.monthly.query({ year: 9999 })).toEqual([]);
+    expect(await server.client.orders.monthly.query({ year: 2004 })).toHaveLength(12);
+  });
+});
+
 describe("orders.add", () => {
   it("creates the order with exact money and returns it", async () => {
     const before = await orderCount(9999);

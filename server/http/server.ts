@@ -121,7 +121,8 @@ export function createHttpServer({ context, log, limits }: HttpOptions): Server 
           { connection: "close" },
         );
       }
-      const url = new URL(req.url ?? "/", "http://localhost");
+      const url = requestUrl(req.url);
+      if (!url) return sendJson(res, 400, { detail: "Bad Request" });
       if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
         return void trpcQuery(req, res, url).catch(() => trpc(req, res));
       const route = routes[url.pathname];
@@ -137,4 +138,14 @@ export function createHttpServer({ context, log, limits }: HttpOptions): Server 
   );
   server.keepAliveTimeout = 5000;
   return server;
+}
+
+/** The request's URL, or undefined if it isn't one ("//", an absolute form, garbage). */
+function requestUrl(target: string | undefined): URL | undefined {
+  if (!target?.startsWith("/")) return undefined;
+  try {
+    return new URL(`http://localhost${target}`);
+  } catch {
+    return undefined;
+  }
 }

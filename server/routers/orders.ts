@@ -6,6 +6,9 @@ import { formatCents } from "../money.ts";
 import { publicProcedure, router, writeProcedure } from "../trpc.ts";
 import { orderTags, tagsOfOrder } from "./tags.ts";
 
+// Years before 1000 need their leading zeros, or PostgreSQL reads "12-01-01" as 2012.
+const yyyy = (year: number) => String(year).padStart(4, "0");
+
 export const ordersRouter = router({
   count: publicProcedure
     .input(countOrdersInput)
@@ -27,7 +30,7 @@ export const ordersRouter = router({
     .input(yearInput)
     .use(cached({ tags: ({ year }) => [orderTags.year(year)], ttlSeconds: 600 }))
     .query(({ ctx: { queries }, input: { year } }) =>
-      queries.monthly.execute({ from: `${year}-01-01`, to: `${year + 1}-01-01` }),
+      queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
     ),
 
   add: writeProcedure
