@@ -1,0 +1,160 @@
+// A bounded soak (SOAK_SECONDS, 60 by default): mixed load on a server
+// process while Valkey is cut and restored and its PostgreSQL connections are
+// killed once. Afterwards every acknowledged write is in the table exactly
+// once, no read was stale, memory and open handles show no growth, and the
+// server recovered by itself.
+import { readdir } from "node:fs/promises";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { rssMb } from "../bench/load.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { type ServerProcess, startServerProcess } from "./support/server-process.ts";
+import { TcpProxy } from "./support/tcp-proxy.ts";
+import { cachePrefix, valkeyTarget } from "./support/valkey.ts";
+
+const seconds = Number(process.env.SOAK_SECONDS ?? 60);
+const db = useTestDatabase("seeded");
+let proxy: TcpProxy;
+let server: ServerProcess;
+beforeAll(async () => {
+  proxy = await TcpProxy.start(valkeyTarget());
+  server = await startServerProcess(
+    {
+      DATABASE_URL: db.url,
+      VALKEY_URL: proxy.url(inject("valkeyUrl")),
+      CACHE_PREFIX: cachePrefix(),
+      LOG_LEVEL: "warn",
+    },
+    ["node", "dist/server/main.js"],
+  );
+});
+afterAll(async () => {
+  await server?.stop();
+  await proxy?.close();
+});
+
+const customers = [100, 101, 102, 103, 104];
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const pick = <T>(items: readonly T[]) => items[Math.floor(Math.random() * items.length)] as T;
+
+interface Read {
+  customer: number;
+  start: number;
+  value: number;
+}
+interface Write {
+  customer: number;
+  end: number;
+  orderId: number;
+}
+
+it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut and a PostgreSQL connection kill`, {
+  timeout: (seconds + 60) * 1000,
+}, async () => {
+  const pid = server.child.pid as number;
+  const base = new Map<number, number>();
+  for (const c of customers) {
+    base.set(
+      c,
+      (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${c}`)[0]?.n ?? 0,
+    );
+  }
+  const reads: Read[] = [];
+  const writes: Write[] = [];
+  const failures = { reads: 0, writes: 0 };
+  const samples: { at: number; rss: number; fds: number }[] = [];
+  const started = now();
+  const until = started + seconds * 1000;
+
+  const reader = async () => {
+    while (now() < until) {
+      const customer = pick(customers);
+      const start = now();
+      const res = await fetch(`${server.url}/count?customerid=${customer}`).catch(() => undefined);
+      if (res?.status === 200) reads.push({ customer, start, value: ((await res.json()) as { count: number }).count });
+      else {
+        failures.reads++;
+        await res?.arrayBuffer();
+      }
+    }
+  };
+  const writer = async () => {
+    while (now() < until) {
+      const customer = pick(customers);
+      const res = await fetch(`${server.url}/trpc/orders.add`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ json: { customerId: customer, netAmount: "1.00", tax: "0.08" } }),
+      }).catch(() => undefined);
+      if (res?.status === 200) {
+        const { result } = (await res.json()) as { result: { data: { json: { orderId: number } } } };
+        writes.push({ customer, end: now(), orderId: result.data.json.orderId });
+      } else {
+        failures.writes++;
+        await res?.arrayBuffer();
+      }
+      await sleep(10);
+    }
+  };
+  const sampler = async () => {
+    while (now() < until) {
+      samples.push({
+        at: (now() - started) / 1000,
+        rss: await rssMb(pid),
+        fds: (await readdir(`/proc/${pid}/fd`)).length,
+      });
+      await sleep(1000);
+    }
+  };
+  const chaos = async () => {
+    await sleep(seconds * 250);
+    proxy.cut(); // Valkey gone for a fifth of the run
+    await sleep(seconds * 200);
+    proxy.restore();
+    await sleep(seconds * 200);
+    await db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name LIKE 'dellstore-orders%' AND pid <> pg_backend_pid()`;
+  };
+  await Promise.all([...Array.from({ length: 4 }, reader), writer(), sampler(), chaos()]);
+
+  // Every acknowledged write is in the table, exactly once.
+  const ids = writes.map((w) => w.orderId);
+  const stored = await db.sql<{ orderid: number }[]>`SELECT orderid FROM orders WHERE orderid = ANY(${ids})`;
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(stored.length).toBe(ids.length);
+  const [{ n: extra = 0 } = {}] = await db.sql<{ n: number }[]>`
+    SELECT (count(*) - ${ids.length})::int AS n FROM orders WHERE customerid = ANY(${customers}) AND orderid > 12000`;
+  // No read that began after a write's acknowledgement saw an older count.
+  const stale = reads.filter((r) => {
+    const acknowledged = writes.filter((w) => w.customer === r.customer && w.end <= r.start).length;
+    return r.value < (base.get(r.customer) ?? 0) + acknowledged;
+  });
+  // Memory and handles: the last third of the run no higher than the first third (after warm-up) allows.
+  const third = Math.floor(samples.length / 3);
+  const peak = (part: typeof samples, key: "rss" | "fds") => Math.max(...part.map((s) => s[key]));
+  const early = samples.slice(2, Math.max(3, third));
+  const late = samples.slice(-third);
+  console.log(
+    `soak ${seconds} s: ${reads.length + writes.length + failures.reads + failures.writes} requests, ` +
+      `${writes.length} acknowledged writes (${extra} more committed without an acknowledgement), ` +
+      `${failures.reads} reads and ${failures.writes} writes answered with an error during the outages, stale reads: ${stale.length}; ` +
+      `RSS ${samples[0]?.rss.toFixed(0)} → ${samples.at(-1)?.rss.toFixed(0)} MB (peak early ${peak(early, "rss").toFixed(0)}, late ${peak(late, "rss").toFixed(0)}), ` +
+      `open fds ${samples[0]?.fds} → ${samples.at(-1)?.fds}`,
+  );
+  expect(stale).toEqual([]);
+  expect(reads.length).toBeGreaterThan(seconds * 100);
+  expect(writes.length).toBeGreaterThan(seconds * 10);
+  expect(peak(late, "rss")).toBeLessThan(peak(early, "rss") * 1.25 + 10);
+  expect(peak(late, "fds")).toBeLessThanOrEqual(peak(early, "fds") + 5);
+
+  // Recovered by itself: nothing was restarted.
+  await expect
+    .poll(async () => (await fetch(`${server.url}/health`)).json(), { timeout: 10_000 })
+    .toEqual({ status: "ok", database: "up", cache: "up", notifications: "up" });
+  for (const c of customers) {
+    const [{ n } = { n: -1 }] = await db.sql<
+      { n: number }[]
+    >`SELECT count(*)::int AS n FROM orders WHERE customerid = ${c}`;
+    expect(await (await fetch(`${server.url}/count?customerid=${c}`)).json()).toEqual({ count: n });
+  }
+});
