@@ -78,6 +78,18 @@ describe("single flight", () => {
     await flights.run("k", () => Promise.resolve(1));
   });
 
+  it("lets a successful outcome linger for calls that come just after it, never a failure", async () => {
+    const flights = new SingleFlight();
+    let loads = 0;
+    const load = async () => ++loads;
+    expect(await flights.run("k", load, 50)).toBe(1);
+    expect(await flights.run("k", load, 50)).toBe(1); // settled, still lingering
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(await flights.run("k", load, 50)).toBe(2);
+    await expect(flights.run("f", () => Promise.reject(new Error("boom")), 50)).rejects.toThrow("boom");
+    expect(await flights.run("f", async () => "ok", 50)).toBe("ok");
+  });
+
   it("shares a failure too, then forgets it", async () => {
     const flights = new SingleFlight();
     const failing = () => Promise.reject(new Error("boom"));

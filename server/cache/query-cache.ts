@@ -119,12 +119,18 @@ export class QueryCache implements Cache {
     if (payload !== undefined) return superjson.parse<T>(payload);
     metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
     log.debug({ key, bypass: tokens === undefined }, "cache miss");
-    return this.flights.run(`${key}|${tokens ?? "bypass"}|${this.generation}`, async () => {
-      const value = await load();
-      metrics.cacheLoads.inc({ procedure: request.procedure });
-      if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
-      return value;
-    });
+    // Keyed by the tags' tokens (and this process's invalidations): a call that joins, or comes just
+    // after, takes a value read after the same versions, as a hit on the stored entry would.
+    return this.flights.run(
+      `${key}|${tokens ?? "bypass"}|${this.generation}`,
+      async () => {
+        const value = await load();
+        metrics.cacheLoads.inc({ procedure: request.procedure });
+        if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
+        return value;
+      },
+      tokens === undefined ? 0 : 500,
+    );
   }
 
   /**

@@ -2,10 +2,29 @@
 export class SingleFlight {
   private readonly flights = new Map<string, Promise<unknown>>();
 
-  run<T>(key: string, load: () => Promise<T>): Promise<T> {
+  /**
+   * `lingerMs` keeps a successful outcome for calls that come just after it
+   * settled: a request whose cache read was already on the wire when the value
+   * was stored would otherwise load it again. Only for keys that pin the data's
+   * version, so that a later call with the same key may take the same value.
+   */
+  run<T>(key: string, load: () => Promise<T>, lingerMs = 0): Promise<T> {
     const running = this.flights.get(key);
     if (running) return running as Promise<T>;
-    const flight = load().finally(() => this.flights.delete(key));
+    const forget = () => {
+      if (this.flights.get(key) === flight) this.flights.delete(key);
+    };
+    const flight = load().then(
+      (value) => {
+        if (lingerMs > 0) setTimeout(forget, lingerMs).unref();
+        else forget();
+        return value;
+      },
+      (error: unknown) => {
+        forget();
+        throw error;
+      },
+    );
     this.flights.set(key, flight);
     return flight;
   }
