@@ -1,17 +1,13 @@
 // Valkey cut off or hung behind a real TCP proxy: answers keep coming from
 // PostgreSQL, correct and without a timeout each; nothing stale after it returns.
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { TcpProxy } from "./support/tcp-proxy.ts";
-import { cachePrefix, valkeyTarget } from "./support/valkey.ts";
+import { useProxy } from "./support/tcp-proxy.ts";
+import { cachePrefix } from "./support/valkey.ts";
 
 const db = useTestDatabase("seeded");
-let proxy: TcpProxy;
-beforeAll(async () => {
-  proxy = await TcpProxy.start(valkeyTarget());
-});
-afterAll(() => proxy.close());
+const proxy = useProxy(() => inject("valkeyUrl"), 6379);
 const server = useApp(() => ({
   DATABASE_URL: db.url,
   VALKEY_URL: proxy.url(inject("valkeyUrl")),

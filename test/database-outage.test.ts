@@ -1,17 +1,12 @@
 // PostgreSQL cut off or hung behind a real TCP proxy: the service answers 503
 // within its timeout, writes nothing, and recovers by itself.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { TcpProxy } from "./support/tcp-proxy.ts";
+import { useProxy } from "./support/tcp-proxy.ts";
 
 const db = useTestDatabase("seeded");
-let proxy: TcpProxy;
-beforeAll(async () => {
-  const target = new URL(db.url);
-  proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
-});
-afterAll(() => proxy.close());
+const proxy = useProxy(() => db.url, 5432);
 
 const timeoutSeconds = 2;
 const server = useApp(() => ({ DATABASE_URL: proxy.url(db.url), DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds) }));

@@ -16,6 +16,8 @@ beforeAll(async () => {
 const trpcUrl = (path: string, input?: unknown) =>
   `/trpc/${path}${input === undefined ? "" : `?input=${encodeURIComponent(JSON.stringify(superjson.serialize(input)))}`}`;
 const get = (path: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { headers });
+const peek75 = () =>
+  server.app.cache.peek({ procedure: "orders.count", input: { customerId: 75 }, tags: ["orders:customer:75"] });
 const outcomes = () => server.logs.filter((l) => l.msg === "cache hit" || l.msg === "cache miss").map((l) => l.msg);
 
 async function missThenHit(path: string) {
@@ -69,20 +71,8 @@ describe("the HTTP fast path", () => {
     const uncached = await get(trpcUrl("orders.count", { customerId: 74 }), { "cache-control": "no-store" });
     expect(uncached.headers.get("etag")).toBeNull();
     expect(outcomes()).toEqual(["cache hit", "cache miss"]); // the batch hit through tRPC; no-store read the database
-    expect(
-      await server.app.cache.peek({
-        procedure: "orders.count",
-        input: { customerId: 75 },
-        tags: ["orders:customer:75"],
-      }),
-    ).toBeUndefined();
+    expect(await peek75()).toBeUndefined();
     await get("/count?customerid=75", { "cache-control": "no-store" });
-    expect(
-      await server.app.cache.peek({
-        procedure: "orders.count",
-        input: { customerId: 75 },
-        tags: ["orders:customer:75"],
-      }),
-    ).toBeUndefined();
+    expect(await peek75()).toBeUndefined();
   });
 });

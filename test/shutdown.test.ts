@@ -1,17 +1,12 @@
 // Graceful shutdown: in-flight requests finish, new connections are refused, pools close.
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { startTestApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { TcpProxy } from "./support/tcp-proxy.ts";
+import { useProxy } from "./support/tcp-proxy.ts";
 
 const db = useTestDatabase("seeded");
-let proxy: TcpProxy;
-beforeAll(async () => {
-  const target = new URL(db.url);
-  proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 5432) });
-});
-afterAll(() => proxy.close());
+const proxy = useProxy(() => db.url, 5432);
 
 it("lets an in-flight request finish, then refuses new ones and closes the pool", async () => {
   const server = await startTestApp({ DATABASE_URL: proxy.url(db.url) });

@@ -8,15 +8,14 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { rssMb } from "../bench/load.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { type ServerProcess, startServerProcess } from "./support/server-process.ts";
-import { TcpProxy } from "./support/tcp-proxy.ts";
-import { cachePrefix, valkeyTarget } from "./support/valkey.ts";
+import { useProxy } from "./support/tcp-proxy.ts";
+import { cachePrefix } from "./support/valkey.ts";
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 60);
 const db = useTestDatabase("seeded");
-let proxy: TcpProxy;
+const proxy = useProxy(() => inject("valkeyUrl"), 6379);
 let server: ServerProcess;
 beforeAll(async () => {
-  proxy = await TcpProxy.start(valkeyTarget());
   server = await startServerProcess(
     {
       DATABASE_URL: db.url,
@@ -29,7 +28,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server?.stop();
-  await proxy?.close();
 });
 
 const customers = [100, 101, 102, 103, 104];

@@ -17,6 +17,18 @@ afterAll(async () => {
   await Promise.all([pg?.stop(), redis?.stop()]);
 });
 
+/** The built server on both TLS servers, trusting `valkeyCa` for Valkey. */
+const startOverTls = (valkeyCa: string) =>
+  startServerProcess(
+    {
+      DATABASE_URL: databaseUrl("verify-full"),
+      PGSSLROOTCERT: certs.ca,
+      VALKEY_URL: `rediss://127.0.0.1:${redis.port}`,
+      NODE_EXTRA_CA_CERTS: valkeyCa,
+    },
+    ["node", "dist/server/main.js"],
+  );
+
 const databaseUrl = (mode: string) => `postgres://postgres:not-a-secret@127.0.0.1:${pg.port}/postgres?sslmode=${mode}`;
 
 describe("PostgreSQL over TLS", () => {
@@ -58,15 +70,7 @@ describe("PostgreSQL over TLS", () => {
 
 describe("the service on both, over TLS", () => {
   it("answers, caches in Valkey over rediss://, and listens for changes, all encrypted", async () => {
-    const server = await startServerProcess(
-      {
-        DATABASE_URL: databaseUrl("verify-full"),
-        PGSSLROOTCERT: certs.ca,
-        VALKEY_URL: `rediss://127.0.0.1:${redis.port}`,
-        NODE_EXTRA_CA_CERTS: certs.ca,
-      },
-      ["node", "dist/server/main.js"],
-    );
+    const server = await startOverTls(certs.ca);
     try {
       await expect
         .poll(async () => (await fetch(`${server.url}/health`)).json(), { timeout: 10_000 })
@@ -94,15 +98,7 @@ describe("the service on both, over TLS", () => {
   });
 
   it("says clearly why when Valkey's certificate doesn't verify, and serves from PostgreSQL", async () => {
-    const server = await startServerProcess(
-      {
-        DATABASE_URL: databaseUrl("verify-full"),
-        PGSSLROOTCERT: certs.ca,
-        VALKEY_URL: `rediss://127.0.0.1:${redis.port}`,
-        NODE_EXTRA_CA_CERTS: certs.wrongCa,
-      },
-      ["node", "dist/server/main.js"],
-    );
+    const server = await startOverTls(certs.wrongCa);
     try {
       expect(await (await fetch(`${server.url}/count`)).json()).toEqual({ count: 12_000 });
       expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ database: "up", cache: "down" });

@@ -15,7 +15,9 @@ export function useFixture<T extends object>(create: () => Promise<T>, dispose: 
   return new Proxy({} as T, {
     get(_, key) {
       if (!value) throw new Error("a fixture is only ready inside tests and hooks");
-      return Reflect.get(value, key, value);
+      const member = Reflect.get(value, key, value);
+      // Class methods need their instance as `this`; own properties (a tRPC client proxy, say) are left as they are.
+      return typeof member === "function" && !Object.hasOwn(value, key) ? member.bind(value) : member;
     },
   });
 }

@@ -1,6 +1,7 @@
 // A TCP proxy the tests put between the service and PostgreSQL or Valkey, to
 // cut, stall and restore the real connection: no mocked client anywhere.
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { useFixture } from "./fixture.ts";
 
 export type ProxyMode = "open" | "cut" | "stalled";
 
@@ -82,4 +83,15 @@ export class TcpProxy {
       upstream.pause();
     }
   }
+}
+
+/** A proxy to the server of `url` (a PostgreSQL or Valkey URL) for the whole test file. */
+export function useProxy(url: () => string, defaultPort: number): TcpProxy {
+  return useFixture(
+    () => {
+      const target = new URL(url());
+      return TcpProxy.start({ host: target.hostname, port: Number(target.port || defaultPort) });
+    },
+    (proxy) => proxy.close(),
+  );
 }

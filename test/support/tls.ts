@@ -22,36 +22,24 @@ export function makeCertificates(): Certificates {
   const dir = mkdtempSync(join(tmpdir(), "dellstore-tls-"));
   const at = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=dellstore test CA",
-  );
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "wrong.key",
-    "-out",
-    "wrong-ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=some other CA",
-  );
+  const selfSignedCa = (name: string, key: string, cert: string) =>
+    openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      `/CN=${name}`,
+    );
+  selfSignedCa("dellstore test CA", "ca.key", "ca.pem");
+  selfSignedCa("some other CA", "wrong.key", "wrong-ca.pem");
   openssl(
     "req",
     "-newkey",

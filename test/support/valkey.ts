@@ -11,8 +11,3 @@ export function cachePrefix(): string {
 export function valkeyClient(): Valkey {
   return new Valkey(inject("valkeyUrl"), { maxRetriesPerRequest: 1 });
 }
-
-export function valkeyTarget(): { host: string; port: number } {
-  const url = new URL(inject("valkeyUrl"));
-  return { host: url.hostname, port: Number(url.port || 6379) };
-}
