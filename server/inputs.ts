@@ -74,11 +74,11 @@ export const addOrderInput = z
 export type CountOrdersInput = z.input<typeof countOrdersInput>;
 export type AddOrderInput = z.input<typeof addOrderInput>;
 
-/** "customerId: must be positive; tax: …", with field names renamed for the caller's dialect. */
-export function describeIssues(error: z.ZodError, rename: (field: string) => string = (f) => f): string {
+/** "customerId: must be positive; tax: …" */
+export function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
-      const field = issue.path.map(String).map(rename).join(".");
+      const field = issue.path.map(String).join(".");
       return field ? `${field}: ${issue.message}` : issue.message;
     })
     .join("; ");

@@ -4,7 +4,6 @@ import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
 import { ValkeyStore } from "./valkey-store.ts";
 
-export { cached, invalidates } from "./middleware.ts";
 export type { Cache } from "./query-cache.ts";
 
 export interface CacheConfig {
