@@ -29,8 +29,7 @@ function wholeNumber(text: string): number {
   return Number(text);
 }
 const customerOption = () => new Option("--customer <id>", "customer id").argParser(checked(customerId, wholeNumber));
-const amountOption = (flag: string, what: string) =>
-  new Option(`--${flag} <amount>`, `${what}, e.g. 23.00`).argParser(checked(money));
+const amountOption = (flag: string, what: string) => new Option(`--${flag} <amount>`, what).argParser(checked(money));
 
 const program = new Command("dellstore-orders")
   .description(

@@ -45,6 +45,70 @@ describe("npm run client", () => {
     expect(await customerCount(9999)).toBe((before ?? 0) + 1);
   });
 
+  // npm keeps every `--flag` typed before a `--` for itself; the CLI must take the
+  // order back from npm or refuse. Net and tax differ, so a swap would show.
+  const flagOrders = [
+    "--customer 9999 --net 23.10 --tax 2.20",
+    "--customer 9999 --tax 2.20 --net 23.10",
+    "--net 23.10 --customer 9999 --tax 2.20",
+    "--net 23.10 --tax 2.20 --customer 9999",
+    "--tax 2.20 --customer 9999 --net 23.10",
+    "--tax 2.20 --net 23.10 --customer 9999",
+    "--date 2023-03-11 --tax 2.20 --net 23.10 --customer 9999",
+    "--net=23.10 --date 2023-03-11 --customer 9999 --tax=2.20",
+  ];
+  it.each(flagOrders)("`npm run client add %s` writes exactly what was typed", async (flags) => {
+    const before = await customerCount(9999);
+    const result = await npm(`npm run client add ${flags}`);
+    expect(result.code, result.stderr).toBe(0);
+    expect(lastJson(result.stdout)).toMatchObject({
+      customerId: 9999,
+      netAmount: "23.10",
+      tax: "2.20",
+      totalAmount: "25.30",
+      ...(flags.includes("--date") ? { orderDate: "2023-03-11" } : {}),
+    });
+    expect(await customerCount(9999)).toBe((before ?? 0) + 1);
+  });
+
+  it("refuses, naming the `--` and `npx` forms, when npm left no record of the order", async () => {
+    const before = await customerCount(9999);
+    const result = await npm("npm run --logs-max=0 client add --tax 2.20 --net 23.10 --customer 9999");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("refusing to guess");
+    expect(result.stderr).toContain("npm run client -- add --customer N --net AMOUNT --tax AMOUNT");
+    expect(result.stderr).toContain("npx dellstore-orders add --customer N --net AMOUNT --tax AMOUNT");
+    expect(await customerCount(9999)).toBe(before);
+  });
+
+  it("`npm run client count --customer=9999` counts that customer's orders", async () => {
+    const result = await npm("npm run client count --customer=9999");
+    expect(result.code, result.stderr).toBe(0);
+    expect(lastJson(result.stdout)).toEqual({ count: await customerCount(9999) });
+  });
+
+  it.each([["npm run client -- --help"], ["npm run client -- add --help"]])("`%s` prints the usage", async (line) => {
+    const result = await npm(line);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/Usage: dellstore-orders/);
+    if (line.includes("add"))
+      expect(result.stdout).toMatch(/--customer <id>[\s\S]*--net <amount>[\s\S]*--tax <amount>/);
+  });
+
+  it.each([
+    ["--customer 12x --net 1 --tax 1", /--customer <id>.* is invalid\. must be a positive whole number/],
+    ["--customer 9999 --net 1.234 --tax 1", /--net <amount>.* is invalid\. must be a non-negative amount/],
+    ["--customer 9999 --net 1 --tax 1 --date 2023-02-30", /--date <YYYY-MM-DD>.* is invalid\. is not a calendar date/],
+    ["--customer 9999 --net 1", /required option '--tax <amount>' not specified/],
+  ])("`add %s` is refused before any request", async (flags, message) => {
+    // No server at SERVER_URL: a request would say "cannot reach the server".
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const result = await npm(`npm run client -- add ${flags}`, { SERVER_URL: closed });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toContain("cannot reach");
+  });
+
   it("prints the server's error in one line and exits non-zero", async () => {
     const result = await npm("npm run client -- add --customer 99999 --net 1 --tax 1");
     expect(result.code).toBe(1);
