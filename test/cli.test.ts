@@ -12,6 +12,15 @@ const npm = (line: string, env: Record<string, string> = {}) =>
 const customerCount = async (id: number) =>
   (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${id}`)[0]?.n;
 
+/** Runs `line`, which must print `order` (for customer 9999) and add exactly one order. */
+const expectAdds = async (line: string, order: Record<string, string>) => {
+  const before = await customerCount(9999);
+  const result = await npm(line);
+  expect(result.code, result.stderr).toBe(0);
+  expect(lastJson(result.stdout)).toMatchObject({ customerId: 9999, ...order });
+  expect(await customerCount(9999)).toBe((before ?? 0) + 1);
+};
+
 describe("npm run client", () => {
   it.each([["npm run client count --customer 9999"], ["npm run client -- count --customer 9999"]])(
     "`%s` prints that customer's count as JSON",
@@ -32,17 +41,12 @@ describe("npm run client", () => {
     ["npm run client -- add --customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10", "2023-03-10"],
     ["npm run client add --customer 9999 --net 23.00 --tax 2.00", undefined],
   ])("`%s` adds the order and prints it", async (line, date) => {
-    const before = await customerCount(9999);
-    const result = await npm(line);
-    expect(result.code, result.stderr).toBe(0);
-    expect(lastJson(result.stdout)).toMatchObject({
-      customerId: 9999,
+    await expectAdds(line, {
       netAmount: "23.00",
       tax: "2.00",
       totalAmount: "25.00",
       ...(date ? { orderDate: date } : {}),
     });
-    expect(await customerCount(9999)).toBe((before ?? 0) + 1);
   });
 
   // npm keeps every `--flag` typed before a `--` for itself; the CLI must take the
@@ -58,17 +62,8 @@ describe("npm run client", () => {
     "--net=23.10 --date 2023-03-11 --customer 9999 --tax=2.20",
   ];
   it.each(flagOrders)("`npm run client add %s` writes exactly what was typed", async (flags) => {
-    const before = await customerCount(9999);
-    const result = await npm(`npm run client add ${flags}`);
-    expect(result.code, result.stderr).toBe(0);
-    expect(lastJson(result.stdout)).toMatchObject({
-      customerId: 9999,
-      netAmount: "23.10",
-      tax: "2.20",
-      totalAmount: "25.30",
-      ...(flags.includes("--date") ? { orderDate: "2023-03-11" } : {}),
-    });
-    expect(await customerCount(9999)).toBe((before ?? 0) + 1);
+    const date: Record<string, string> = flags.includes("--date") ? { orderDate: "2023-03-11" } : {};
+    await expectAdds(`npm run client add ${flags}`, { netAmount: "23.10", tax: "2.20", totalAmount: "25.30", ...date });
   });
 
   it("refuses, naming the `--` and `npx` forms, when npm left no record of the order", async () => {
