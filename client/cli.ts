@@ -6,9 +6,11 @@
 import { TRPCClientError } from "@trpc/client";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { z } from "zod";
-import { customerId, isoDate, money } from "../server/inputs.ts";
+import { addOrderInput, customerId, describeIssues, isoDate, money } from "../server/inputs.ts";
 import { createClient } from "./index.ts";
 import { npmSetting, recoverTypedArgs, swallowedFlags } from "./npm-typed-args.ts";
+
+class UsageError extends Error {}
 
 const defaultServer = "http://127.0.0.1:8000";
 const serverUrl = () => process.env.SERVER_URL || defaultServer;
@@ -66,21 +68,21 @@ program
     new Option("--date <YYYY-MM-DD>", "order date (default: today, by the server's clock)").argParser(checked(isoDate)),
   )
   .action(async (flags: { customer: string; net: string; tax: string; date?: string }) => {
-    printJson(
-      await client().orders.add.mutate({
-        customerId: Number(flags.customer),
-        netAmount: flags.net,
-        tax: flags.tax,
-        ...(flags.date === undefined ? {} : { orderDate: flags.date }),
-      }),
-    );
+    const input = {
+      customerId: Number(flags.customer),
+      netAmount: flags.net,
+      tax: flags.tax,
+      ...(flags.date === undefined ? {} : { orderDate: flags.date }),
+    };
+    // Each flag is fine on its own; the order as a whole (net + tax fits) is checked before sending too.
+    const checkedInput = addOrderInput.safeParse(input);
+    if (!checkedInput.success) throw new UsageError(`error: ${describeIssues(checkedInput.error)}`);
+    printJson(await client().orders.add.mutate(input));
   });
 
 for (const command of program.commands) command.exitOverride().showHelpAfterError();
 
 const flagNames = ["customer", "net", "tax", "date"];
-
-class UsageError extends Error {}
 
 /**
  * Our arguments as typed. Under `npm run client` without `--`, npm has kept the

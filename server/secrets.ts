@@ -4,8 +4,9 @@
 // string that leaves the process passes through maskSecrets.
 
 // scheme://user:password@ — up to the last "@" of the word, since a malformed
-// URL's password may itself hold an unescaped "@".
-const userinfo = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):\S*@/gi;
+// URL's password may itself hold an unescaped "@" (within 512 characters, so a
+// long hostile string can't make the search quadratic).
+const userinfo = /\b([a-z][a-z0-9+.-]*:\/\/)([^\s:@/]*):\S{0,512}@/gi;
 const passwordParameter = /([?&](?:password|pass|pwd)=)[^&\s"']*/gi;
 
 /** The text with every password in a URL replaced by "***". */
