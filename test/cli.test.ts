@@ -95,7 +95,10 @@ describe("npm run client", () => {
     ["--customer 9999 --net 1.234 --tax 1", /--net <amount>.* is invalid\. must be a non-negative amount/],
     ["--customer 9999 --net 1 --tax 1 --date 2023-02-30", /--date <YYYY-MM-DD>.* is invalid\. is not a calendar date/],
     ["--customer 9999 --net 1", /required option '--tax <amount>' not specified/],
-    ["--customer 9999 --net 9999999999.99 --tax 0.01", /^error: tax: netAmount \+ tax must not exceed 9999999999\.99$/m],
+    [
+      "--customer 9999 --net 9999999999.99 --tax 0.01",
+      /^error: tax: netAmount \+ tax must not exceed 9999999999\.99$/m,
+    ],
   ])("`add %s` is refused before any request", async (flags, message) => {
     // No server at SERVER_URL: a request would say "cannot reach the server".
     const closed = `http://127.0.0.1:${await freePort()}`;
