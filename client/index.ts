@@ -1,12 +1,13 @@
 // The typed client: every procedure, its input and its output, checked by the
-// compiler against the server's own router type.
+// compiler. It is typed by client/api.ts, which states the server's router in
+// plain types, so an app importing it never type-checks the server's internals.
 import { createTRPCClient, httpBatchLink, type TRPCClient } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
 import { maxBatchSize } from "../server/http/limits.ts";
-import type { AppRouter } from "../server/routers/index.ts";
+import type { AppRouter } from "./api.ts";
 
-export type { AppRouter };
+export type { AddOrderInput, AppRouter, CustomerSummary, ErrorData, MonthlyOrders, Order } from "./api.ts";
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
 export type Client = TRPCClient<AppRouter>;

@@ -32,7 +32,11 @@ await runScript(async () => {
       return console.log(`${database.description} already holds data: nothing loaded`);
     }
     if (values.dump) {
-      if (!database.sql) throw new Error("loading a dump needs a PostgreSQL server: set DATABASE_URL");
+      if (!database.sql) {
+        throw new Error(
+          "loading a dump needs a PostgreSQL server: `export DATABASE_URL=postgres://…` and run it again",
+        );
+      }
       const progress = progressBar(values.dump);
       const report = await loadDump(database.sql, values.dump, { reset: values.reset, onBytes: progress.update });
       progress.done();

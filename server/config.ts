@@ -1,6 +1,7 @@
 // Configuration is read once, at start-up, from the environment. A bad value
 // stops start-up with a message naming the variable, never a half-configured server.
 import { z } from "zod";
+import { maskSecrets } from "./secrets.ts";
 
 const optionalUrl = z
   .string()
@@ -8,13 +9,28 @@ const optionalUrl = z
   .transform((value) => value || undefined)
   .optional();
 
+/** A connection URL with one of `schemes`; a bad one is quoted back with its password masked. */
+function connectionUrl(schemes: readonly string[], example: string) {
+  return optionalUrl.superRefine((value, ctx) => {
+    if (value === undefined) return;
+    const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+    if (hasScheme && URL.canParse(value) && schemes.includes(new URL(value).protocol)) return;
+    // Without "scheme://" we can't tell which part is a password: quote none of it.
+    const quoted = hasScheme ? `, not ${JSON.stringify(maskSecrets(value))}` : "";
+    ctx.addIssue({ code: "custom", message: `must be a URL like ${example}${quoted}` });
+  });
+}
+
+const postgresUrl = connectionUrl(["postgres:", "postgresql:"], "postgres://user:password@host:5432/dbname");
+const valkeyUrl = connectionUrl(["redis:", "rediss:", "valkey:", "valkeys:"], "redis://:password@host:6379");
+
 const positiveInt = z.coerce.number().int().positive();
 
 const envSchema = z.object({
-  DATABASE_URL: optionalUrl,
-  PG_SERVICE_URI: optionalUrl,
-  VALKEY_URL: optionalUrl,
-  VALKEY_SERVICE_URI: optionalUrl,
+  DATABASE_URL: postgresUrl,
+  PG_SERVICE_URI: postgresUrl,
+  VALKEY_URL: valkeyUrl,
+  VALKEY_SERVICE_URI: valkeyUrl,
   VALKEY_CLUSTER_NODES: z
     .string()
     .trim()
@@ -33,7 +49,17 @@ const envSchema = z.object({
     .string()
     .trim()
     .transform((value) => value || undefined)
-    .pipe(z.string().min(16, "must be at least 16 characters").optional())
+    .pipe(
+      z
+        .string()
+        .min(16, "must be at least 16 characters")
+        // It travels as one word after "Bearer "; with a space inside no request could ever match it.
+        .regex(
+          /^\S+$/,
+          "must not contain spaces or other whitespace (it is sent as `Authorization: Bearer <API_TOKEN>`)",
+        )
+        .optional(),
+    )
     .optional(),
   MAX_BODY_BYTES: positiveInt.default(64 * 1024),
   HTTP_HEADERS_TIMEOUT_SECONDS: positiveInt.default(10),
@@ -70,7 +96,7 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses the environment; throws a ConfigError naming each bad variable (never its value). */
+/** Parses the environment; throws a ConfigError naming each bad variable (never a password). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {

@@ -21,14 +21,15 @@ function isCalendarDate(value: string): boolean {
 }
 
 /** A non-negative amount with at most two decimals, as a number or a string; parsed to cents. */
+const moneyMessage = "must be a non-negative amount with at most two decimals";
+
+// The pattern is for the API docs (JSON Schema); parseCents is the judge.
 export const money = z
-  .union([z.number(), z.string().regex(/^\d+(\.\d{1,2})?$/)], {
-    error: "must be a non-negative amount with at most two decimals",
-  })
+  .union([z.number(), z.string().regex(/^\d+(\.\d{1,2})?$/, moneyMessage)], { error: moneyMessage })
   .transform((value, ctx) => {
     const cents = parseCents(value);
     if (cents === undefined) {
-      ctx.addIssue({ code: "custom", message: "must be a non-negative amount with at most two decimals" });
+      ctx.addIssue({ code: "custom", message: moneyMessage });
       return z.NEVER;
     }
     if (cents > maxCents) {
@@ -41,7 +42,8 @@ export const money = z
 /** An order's total must fit numeric(12,2) too. */
 export const totalFits = (net: bigint, tax: bigint) => net + tax <= maxCents;
 
-function today(): string {
+/** Today's date as YYYY-MM-DD, by this process's clock and time zone: an order's default date. */
+export function today(): string {
   const now = new Date();
   return [now.getFullYear(), now.getMonth() + 1, now.getDate()].map((n) => String(n).padStart(2, "0")).join("-");
 }
@@ -69,6 +71,8 @@ export const addOrderInput = z
   .refine((order) => totalFits(order.netAmount, order.tax), {
     path: ["tax"],
     message: `netAmount + tax must not exceed ${formatCents(maxCents)}`,
+    // Only a sum of two valid amounts can be too large; a bad field already has its message.
+    when: (payload) => payload.issues.length === 0,
   });
 
 export type CountOrdersInput = z.input<typeof countOrdersInput>;

@@ -49,11 +49,16 @@ const t = initTRPC.context<Context>().create({
         httpStatus: shape.data.httpStatus,
         ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
         // The failing input fields and what is wrong with each.
-        ...(invalid ? { fields: z.flattenError(invalid).fieldErrors } : {}),
+        ...(invalid ? { fields: fieldErrors(invalid) } : {}),
       },
     };
   },
 });
+
+/** Each failing input field and its messages, typed for clients as the record it is. */
+function fieldErrors(error: ZodError): Record<string, string[] | undefined> {
+  return z.flattenError(error).fieldErrors;
+}
 
 const unavailable = () =>
   new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });

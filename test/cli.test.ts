@@ -12,6 +12,15 @@ const npm = (line: string, env: Record<string, string> = {}) =>
 const customerCount = async (id: number) =>
   (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${id}`)[0]?.n;
 
+/** Runs `line`, which must print `order` (for customer 9999) and add exactly one order. */
+const expectAdds = async (line: string, order: Record<string, string>) => {
+  const before = await customerCount(9999);
+  const result = await npm(line);
+  expect(result.code, result.stderr).toBe(0);
+  expect(lastJson(result.stdout)).toMatchObject({ customerId: 9999, ...order });
+  expect(await customerCount(9999)).toBe((before ?? 0) + 1);
+};
+
 describe("npm run client", () => {
   it.each([["npm run client count --customer 9999"], ["npm run client -- count --customer 9999"]])(
     "`%s` prints that customer's count as JSON",
@@ -32,17 +41,71 @@ describe("npm run client", () => {
     ["npm run client -- add --customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10", "2023-03-10"],
     ["npm run client add --customer 9999 --net 23.00 --tax 2.00", undefined],
   ])("`%s` adds the order and prints it", async (line, date) => {
-    const before = await customerCount(9999);
-    const result = await npm(line);
-    expect(result.code, result.stderr).toBe(0);
-    expect(lastJson(result.stdout)).toMatchObject({
-      customerId: 9999,
+    await expectAdds(line, {
       netAmount: "23.00",
       tax: "2.00",
       totalAmount: "25.00",
       ...(date ? { orderDate: date } : {}),
     });
-    expect(await customerCount(9999)).toBe((before ?? 0) + 1);
+  });
+
+  // npm keeps every `--flag` typed before a `--` for itself; the CLI must take the
+  // order back from npm or refuse. Net and tax differ, so a swap would show.
+  const flagOrders = [
+    "--customer 9999 --net 23.10 --tax 2.20",
+    "--customer 9999 --tax 2.20 --net 23.10",
+    "--net 23.10 --customer 9999 --tax 2.20",
+    "--net 23.10 --tax 2.20 --customer 9999",
+    "--tax 2.20 --customer 9999 --net 23.10",
+    "--tax 2.20 --net 23.10 --customer 9999",
+    "--date 2023-03-11 --tax 2.20 --net 23.10 --customer 9999",
+    "--net=23.10 --date 2023-03-11 --customer 9999 --tax=2.20",
+  ];
+  it.each(flagOrders)("`npm run client add %s` writes exactly what was typed", async (flags) => {
+    const date: Record<string, string> = flags.includes("--date") ? { orderDate: "2023-03-11" } : {};
+    await expectAdds(`npm run client add ${flags}`, { netAmount: "23.10", tax: "2.20", totalAmount: "25.30", ...date });
+  });
+
+  it("refuses, naming the `--` and `npx` forms, when npm left no record of the order", async () => {
+    const before = await customerCount(9999);
+    const result = await npm("npm run --logs-max=0 client add --tax 2.20 --net 23.10 --customer 9999");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("refusing to guess");
+    expect(result.stderr).toContain("npm run client -- add --customer N --net AMOUNT --tax AMOUNT");
+    expect(result.stderr).toContain("npx dellstore-orders add --customer N --net AMOUNT --tax AMOUNT");
+    expect(await customerCount(9999)).toBe(before);
+  });
+
+  it("`npm run client count --customer=9999` counts that customer's orders", async () => {
+    const result = await npm("npm run client count --customer=9999");
+    expect(result.code, result.stderr).toBe(0);
+    expect(lastJson(result.stdout)).toEqual({ count: await customerCount(9999) });
+  });
+
+  it.each([["npm run client -- --help"], ["npm run client -- add --help"]])("`%s` prints the usage", async (line) => {
+    const result = await npm(line);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/Usage: dellstore-orders/);
+    if (line.includes("add"))
+      expect(result.stdout).toMatch(/--customer <id>[\s\S]*--net <amount>[\s\S]*--tax <amount>/);
+  });
+
+  it.each([
+    ["--customer 12x --net 1 --tax 1", /--customer <id>.* is invalid\. must be a positive whole number/],
+    ["--customer 9999 --net 1.234 --tax 1", /--net <amount>.* is invalid\. must be a non-negative amount/],
+    ["--customer 9999 --net 1 --tax 1 --date 2023-02-30", /--date <YYYY-MM-DD>.* is invalid\. is not a calendar date/],
+    ["--customer 9999 --net 1", /required option '--tax <amount>' not specified/],
+    [
+      "--customer 9999 --net 9999999999.99 --tax 0.01",
+      /^error: tax: netAmount \+ tax must not exceed 9999999999\.99$/m,
+    ],
+  ])("`add %s` is refused before any request", async (flags, message) => {
+    // No server at SERVER_URL: a request would say "cannot reach the server".
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const result = await npm(`npm run client -- add ${flags}`, { SERVER_URL: closed });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toContain("cannot reach");
   });
 
   it("prints the server's error in one line and exits non-zero", async () => {

@@ -5,13 +5,14 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { withPassword } from "./support/urls.ts";
 
 const token = "hostile-input-test-token-0123456789";
-const password = "SuperSecret-Database-Password-7";
 const db = useTestDatabase("seeded");
-// Trust authentication ignores the password, so it only has to stay out of every response.
-const server = useApp(() => ({ DATABASE_URL: db.url.replace("postgres@", `postgres:${password}@`), API_TOKEN: token }));
-const secrets = () => [password, token, db.url];
+// The URL always carries a password (planted if the test server's has none); it must stay out of every response.
+const secured = () => withPassword(db.url, "SuperSecret-Database-Password-7");
+const server = useApp(() => ({ DATABASE_URL: secured().url, API_TOKEN: token }));
+const secrets = () => [secured().password, token, db.url];
 
 let before = 0;
 let accepted = 0;

@@ -69,7 +69,7 @@ describe("npm run db:seed", () => {
     const again = await seed();
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(
-      /^error: refusing to load: customers holds 20000 rows and orders 12000; pass --reset/m,
+      /^error: refusing to load: customers holds 20000 rows and orders 12000; run `npm run db:seed -- --reset`/m,
     );
     expect(await counts()).toEqual({ customers: 20_000, orders: 12_000 });
   });

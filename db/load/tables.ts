@@ -35,7 +35,7 @@ export class TablesNotEmptyError extends Error {
   constructor(counts: Record<LoadedTable, number>) {
     super(
       `refusing to load: customers holds ${counts.customers} rows and orders ${counts.orders}; ` +
-        "pass --reset to empty both tables first",
+        "run `npm run db:seed -- --reset` to empty both tables first, or `npm run db:seed -- --if-empty` to keep them",
     );
   }
 }
