@@ -35,6 +35,8 @@ const unavailableCodes = new Set([
   "53300",
   "3D000",
   "57014",
+  // lock_not_available: a write's lock wait reached its deadline (add_order() sets lock_timeout).
+  "55P03",
 ]);
 
 export function isDatabaseUnavailable(error: unknown): boolean {
