@@ -12,6 +12,7 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { lockDataDir } from "./data-dir-lock.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
@@ -126,7 +127,14 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
 
 export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
   await mkdir(dataDir, { recursive: true });
-  const client = await PGlite.create(`${dataDir}/pgdata`);
+  const unlock = await lockDataDir(dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(`${dataDir}/pgdata`);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema });
   return {
     db,
@@ -134,7 +142,10 @@ export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
     kind: "embedded",
     description: `embedded PGlite in ${dataDir}/pgdata`,
     migrate: () => migratePglite(db, { migrationsFolder }),
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      await unlock();
+    },
   };
 }
 
