@@ -2,7 +2,7 @@
 // stores the order and its idempotency key in one transaction that refuses to
 // commit past the write's deadline.
 import { sql } from "drizzle-orm";
-import type { Database } from "./client.ts";
+import { type Database, rowsOf } from "./client.ts";
 import type { Order } from "./schema.ts";
 
 export interface AddOrderCall {
@@ -42,9 +42,7 @@ export async function addOrder(db: Database, call: AddOrderCall): Promise<AddOrd
     sql`SELECT * FROM add_order(${call.key}, ${call.fingerprint}, ${call.deadline.toISOString()}::timestamptz,
       ${call.customerId}, ${call.orderDate}::date, ${call.netAmount}::numeric, ${call.tax}::numeric, ${call.totalAmount}::numeric)`,
   );
-  // postgres.js answers with the rows themselves, PGlite with { rows }.
-  const rows: readonly Row[] = Array.isArray(result) ? result : (result as { rows: Row[] }).rows;
-  const row = rows[0];
+  const [row] = rowsOf<Row>(result);
   if (!row) throw new Error("add_order() returned no row");
   if (row.outcome === "conflict") return { outcome: "conflict" };
   if (row.outcome === "gone") return { outcome: "gone", orderId: row.orderid };

@@ -20,6 +20,11 @@ export type Schema = typeof schema;
 export const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url));
 export type Database = PgDatabase<PgQueryResultHKT, Schema>;
 
+/** The rows of a raw `db.execute()`: postgres.js answers with the rows themselves, PGlite with { rows }. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
 export interface DatabaseHandle {
   readonly db: Database;
   /** The postgres.js pool, absent on the embedded database (no COPY, no LISTEN). */

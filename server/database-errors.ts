@@ -46,3 +46,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 export function isForeignKeyViolation(error: unknown): boolean {
   return codes(error).includes("23503");
 }
+
+/** invalid_catalog_name: the URL names a database the server doesn't have. */
+export function isMissingDatabase(error: unknown): boolean {
+  return codes(error).includes("3D000");
+}
