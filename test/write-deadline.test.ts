@@ -5,9 +5,13 @@
 // amount, so afterwards each one answered 503 must be absent and each one
 // answered 200 present exactly once.
 import { setTimeout as delay } from "node:timers/promises";
-import { describe, expect, it } from "vitest";
-import { useApp } from "./support/app.ts";
+import type postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectPostgres, type DatabaseHandle } from "../db/client.ts";
+import { generateDataset } from "../db/load/generate.ts";
+import { startTestApp, type TestApp, useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { type LocalPostgres, startLocalPostgres } from "./support/local-postgres.ts";
 import { useProxy } from "./support/tcp-proxy.ts";
 
 const timeoutSeconds = 2;
@@ -38,8 +42,12 @@ async function write(url: string, customer: number): Promise<Outcome> {
 }
 
 /** Each write answered 200 stored once, each answered otherwise stored nowhere. */
-async function expectOnlyAcknowledgedStored(customer: number, outcomes: Outcome[]): Promise<void> {
-  const rows = await db.sql<{ net: string; n: number }[]>`
+async function expectOnlyAcknowledgedStored(
+  customer: number,
+  outcomes: Outcome[],
+  sql: postgres.Sql = db.sql,
+): Promise<void> {
+  const rows = await sql<{ net: string; n: number }[]>`
     SELECT netamount::text AS net, count(*)::int AS n FROM orders WHERE customerid = ${customer} GROUP BY netamount`;
   const stored = new Map(rows.map((row) => [row.net, row.n]));
   const wrong = outcomes.filter(({ net, status }) => (stored.get(net) ?? 0) !== (status === 200 ? 1 : 0));
@@ -48,14 +56,15 @@ async function expectOnlyAcknowledgedStored(customer: number, outcomes: Outcome[
 }
 
 /** Waits until no connection of the app to this database is running or holding a transaction. */
-async function expectAppConnectionsIdle(): Promise<void> {
+async function expectAppConnectionsIdle(sql: postgres.Sql = db.sql): Promise<void> {
   await expect
     .poll(
       async () =>
         (
-          await db.sql<{ n: number }[]>`
+          await sql<{ n: number }[]>`
             SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE datname = ${db.name} AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'`
+            WHERE datname = current_database() AND backend_type = 'client backend'
+              AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'`
         )[0]?.n,
       { timeout: 15_000 },
     )
@@ -121,5 +130,59 @@ describe("a write answered 503", () => {
     expect(settled[0]?.status).toBe(200);
     expect(stalled.map((o) => o.status)).toEqual(stalled.map(() => 503));
     await expectOnlyAcknowledgedStored(customer, settled);
+  });
+});
+
+describe("on a PostgreSQL server whose processes are all stopped (SIGSTOP) for 2.5 s", () => {
+  let cluster: LocalPostgres;
+  let database: DatabaseHandle;
+  let server: TestApp;
+  beforeAll(async () => {
+    cluster = await startLocalPostgres();
+    database = connectPostgres(cluster.url, { max: 2 });
+    await database.migrate();
+    await generateDataset(database.db, { customers: 50, orders: 0 });
+    server = await startTestApp({ DATABASE_URL: cluster.url, DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds) });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await database?.close();
+    await cluster?.remove();
+  });
+
+  it("no write answered 503 is stored, and every write answered 200 is, once", async () => {
+    const customer = 7;
+    const outcomes: Promise<Outcome>[] = [];
+    const writeEvery100ms = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        outcomes.push(write(server.url, customer));
+        await delay(100);
+      }
+    };
+    await writeEvery100ms(10);
+    await cluster.signal("SIGSTOP");
+    try {
+      await writeEvery100ms(25);
+    } finally {
+      await cluster.signal("SIGCONT");
+    }
+    await writeEvery100ms(10);
+    const settled = await Promise.all(outcomes);
+    await expect
+      .poll(
+        async () => {
+          const outcome = await write(server.url, customer);
+          settled.push(outcome);
+          return outcome.status;
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(200);
+    const sql = database.sql as postgres.Sql;
+    await expectAppConnectionsIdle(sql);
+
+    expect(settled.filter((o) => o.status === 503).length).toBeGreaterThanOrEqual(10);
+    expect(settled.filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(10);
+    await expectOnlyAcknowledgedStored(customer, settled, sql);
   });
 });
