@@ -41,6 +41,23 @@ async function write(url: string, customer: number): Promise<Outcome> {
   return { net, status: res.status };
 }
 
+/**
+ * Writes until one is answered 200, recording every outcome. Once one is, every
+ * write held up before it has gone out (the pool's queue is first come, first served).
+ */
+async function writeUntilStored(url: string, customer: number, outcomes: Outcome[]): Promise<void> {
+  await expect
+    .poll(
+      async () => {
+        const outcome = await write(url, customer);
+        outcomes.push(outcome);
+        return outcome.status;
+      },
+      { timeout: 15_000 },
+    )
+    .toBe(200);
+}
+
 /** Each write answered 200 stored once, each answered otherwise stored nowhere. */
 async function expectOnlyAcknowledgedStored(
   customer: number,
@@ -114,17 +131,7 @@ describe("a write answered 503", () => {
       proxy.restore();
     }
     settled.push(...stalled);
-    // Once a write succeeds again, every stalled one has gone out before it (the pool's queue is first come, first served).
-    await expect
-      .poll(
-        async () => {
-          const outcome = await write(proxied.url, customer);
-          settled.push(outcome);
-          return outcome.status;
-        },
-        { timeout: 15_000 },
-      )
-      .toBe(200);
+    await writeUntilStored(proxied.url, customer, settled);
     await expectAppConnectionsIdle();
 
     expect(settled[0]?.status).toBe(200);
@@ -168,16 +175,7 @@ describe("on a PostgreSQL server whose processes are all stopped (SIGSTOP) for 2
     }
     await writeEvery100ms(10);
     const settled = await Promise.all(outcomes);
-    await expect
-      .poll(
-        async () => {
-          const outcome = await write(server.url, customer);
-          settled.push(outcome);
-          return outcome.status;
-        },
-        { timeout: 15_000 },
-      )
-      .toBe(200);
+    await writeUntilStored(server.url, customer, settled);
     const sql = database.sql as postgres.Sql;
     await expectAppConnectionsIdle(sql);
 
