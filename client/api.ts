@@ -28,6 +28,8 @@ export interface AddOrderInput {
   tax: number | string;
   /** YYYY-MM-DD; defaults to today, by the server's clock and time zone. */
   orderDate?: string | undefined;
+  /** 1–128 printable characters; the same key with the same order returns the first result (the client sends one per call). */
+  idempotencyKey?: string | undefined;
 }
 
 export interface MonthlyOrders {

@@ -6,8 +6,10 @@ import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
 import { maxBatchSize } from "../server/http/limits.ts";
 import type { AppRouter } from "./api.ts";
+import { idempotencyKeyLink, type RetryOptions, safeRetryLink } from "./retry.ts";
 
 export type { AddOrderInput, AppRouter, CustomerSummary, ErrorData, MonthlyOrders, Order } from "./api.ts";
+export type { RetryOptions };
 export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
 export type Client = TRPCClient<AppRouter>;
@@ -19,13 +21,20 @@ export interface ClientOptions {
   token?: string | undefined;
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * Retries of calls answered 503 or not answered at all; `false` for none.
+   * orders.add is retried with the same idempotency key, so it is stored once.
+   */
+  retry?: RetryOptions | false;
 }
 
-export function createClient({ url, token, headers }: ClientOptions): Client {
+export function createClient({ url, token, headers, retry = {} }: ClientOptions): Client {
   const sent = { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) };
   const base = url.replace(/\/+$/, "");
   return createTRPCClient<AppRouter>({
     links: [
+      idempotencyKeyLink(),
+      ...(retry === false ? [] : [safeRetryLink(retry)]),
       httpBatchLink({
         url: base.endsWith("/trpc") ? base : `${base}/trpc`,
         transformer: superjson,

@@ -12,12 +12,18 @@ import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { lockDataDir } from "./data-dir-lock.ts";
 import * as schema from "./schema.ts";
 
 export type Schema = typeof schema;
 /** The committed drizzle-kit migrations: the same files on PostgreSQL and PGlite. */
 export const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url));
 export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+
+/** The rows of a raw `db.execute()`: postgres.js answers with the rows themselves, PGlite with { rows }. */
+export function rowsOf<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
 
 export interface DatabaseHandle {
   readonly db: Database;
@@ -126,7 +132,14 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
 
 export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
   await mkdir(dataDir, { recursive: true });
-  const client = await PGlite.create(`${dataDir}/pgdata`);
+  const unlock = await lockDataDir(dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(`${dataDir}/pgdata`);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const db = drizzlePglite(client, { schema });
   return {
     db,
@@ -134,7 +147,10 @@ export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
     kind: "embedded",
     description: `embedded PGlite in ${dataDir}/pgdata`,
     migrate: () => migratePglite(db, { migrationsFolder }),
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      await unlock();
+    },
   };
 }
 

@@ -37,18 +37,6 @@ export function prepareQueries(db: Database) {
       .where(eq(customers.customerId, sql.placeholder("customerId")))
       .groupBy(customers.customerId)
       .prepare("customer_summary"),
-
-    insertOrder: db
-      .insert(orders)
-      .values({
-        customerId: sql.placeholder("customerId"),
-        orderDate: sql.placeholder("orderDate"),
-        netAmount: sql.placeholder("netAmount"),
-        tax: sql.placeholder("tax"),
-        totalAmount: sql.placeholder("totalAmount"),
-      })
-      .returning()
-      .prepare("insert_order"),
   };
 }
 

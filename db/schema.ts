@@ -9,6 +9,8 @@ import {
   pgTable,
   serial,
   smallint,
+  text,
+  timestamp,
   uniqueIndex,
   varchar,
 } from "drizzle-orm/pg-core";
@@ -61,6 +63,24 @@ export const orders = pgTable(
       "set null",
     ),
   ],
+);
+
+/**
+ * One row per write made through the app, stored in the write's own
+ * transaction: the caller's Idempotency-Key (or one the server made up), what
+ * the request asked for, and the order it created. Swept after 24 hours.
+ */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    key: varchar("key", { length: 128 }).primaryKey(),
+    /** sha256 of the request's normalized input: the same key with another body is a conflict. */
+    fingerprint: text("fingerprint").notNull(),
+    // No foreign key: deleting an order must not be blocked by its key.
+    orderId: integer("order_id").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index("ix_idempotency_created").on(t.createdAt)],
 );
 
 export type Customer = typeof customers.$inferSelect;

@@ -3,15 +3,16 @@
 
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { sql } from "drizzle-orm";
 import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
+import { migrationState, notMigratedHint } from "../db/migration-state.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
 import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
+import { isMissingDatabase } from "./database-errors.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -40,7 +41,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     overrides.database ??
     (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
   if (database.kind === "embedded") await prepareEmbedded(database, log);
-  else await announcePostgres(database, log);
+  else await checkDatabase(database, config.databaseUrl, log);
 
   const metrics = createMetrics();
   const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
@@ -101,23 +102,59 @@ async function prepareEmbedded(database: DatabaseHandle, log: Logger): Promise<v
   }
 }
 
-/** Says which server it uses, and in words an operator can act on if it can't be reached (it is not fatal: requests get 503 until it answers). */
-async function announcePostgres(database: DatabaseHandle, log: Logger): Promise<void> {
+/** A database the service can't run on: start-up stops with what to do about it. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+/**
+ * Says which server it uses; stops start-up when the database doesn't exist or
+ * isn't migrated, with the command that fixes it. An unreachable server is not
+ * fatal: requests get 503 until it answers.
+ */
+async function checkDatabase(database: DatabaseHandle, url: string | undefined, log: Logger): Promise<void> {
   log.info({ database: database.description }, "using PostgreSQL");
   let timer: NodeJS.Timeout | undefined;
   const slow = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000);
   });
+  let state: "current" | "pending";
   try {
-    await Promise.race([database.db.execute(sql`SELECT 1`), slow]);
+    state = await Promise.race([migrationState(database.db), slow]);
   } catch (error) {
+    if (isMissingDatabase(error)) throw new StartupError(missingDatabaseMessage(url, database.description));
     log.error(
       { reason: describeConnectionError(error) },
       "PostgreSQL is unreachable; requests get 503 until it answers",
     );
+    return;
   } finally {
     clearTimeout(timer);
   }
+  if (state === "pending") {
+    throw new StartupError(
+      `the database ${database.description} is not migrated: ${notMigratedHint}, then start again`,
+    );
+  }
+}
+
+/** "database does not exist", with the createdb line for it (user, host, port and name; never the password). */
+function missingDatabaseMessage(url: string | undefined, description: string): string {
+  let createdb = "createdb <name>";
+  try {
+    const u = new URL(url ?? "");
+    const name = decodeURIComponent(u.pathname.slice(1));
+    createdb = [
+      "createdb",
+      `-h ${u.hostname}`,
+      u.port && `-p ${u.port}`,
+      u.username && `-U ${decodeURIComponent(u.username)}`,
+      name,
+    ]
+      .filter(Boolean)
+      .join(" ");
+  } catch {}
+  return `the database ${description} does not exist: create it with \`${createdb}\`, then ${notMigratedHint}`;
 }
 
 async function closeApp(

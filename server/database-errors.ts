@@ -35,6 +35,8 @@ const unavailableCodes = new Set([
   "53300",
   "3D000",
   "57014",
+  // lock_not_available: a write's lock wait reached its deadline (add_order() sets lock_timeout).
+  "55P03",
 ]);
 
 export function isDatabaseUnavailable(error: unknown): boolean {
@@ -43,4 +45,9 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 
 export function isForeignKeyViolation(error: unknown): boolean {
   return codes(error).includes("23503");
+}
+
+/** invalid_catalog_name: the URL names a database the server doesn't have. */
+export function isMissingDatabase(error: unknown): boolean {
+  return codes(error).includes("3D000");
 }

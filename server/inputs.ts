@@ -60,6 +60,11 @@ export const yearInput = z.object({
     .max(9999, "must be 9999 or earlier"),
 });
 
+/** An Idempotency-Key: what a client resends with a retry so the write happens once. */
+export const idempotencyKey = z
+  .string({ error: "must be a string" })
+  .regex(/^[\x20-\x7E]{1,128}$/, "must be 1 to 128 printable ASCII characters");
+
 export const addOrderInput = z
   .object({
     customerId,
@@ -67,6 +72,8 @@ export const addOrderInput = z
     tax: money,
     /** Defaults to today, by the server's clock and time zone. */
     orderDate: isoDate.default(today),
+    /** The same key with the same order returns the first result and stores nothing more. */
+    idempotencyKey: idempotencyKey.optional(),
   })
   .refine((order) => totalFits(order.netAmount, order.tax), {
     path: ["tax"],

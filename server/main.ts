@@ -1,5 +1,6 @@
 // npm start: the service, configured from the environment.
-import { startApp } from "./app.ts";
+import { DataDirInUseError } from "../db/data-dir-lock.ts";
+import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 
@@ -25,6 +26,8 @@ try {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 } catch (error) {
-  log.fatal({ err: error }, "start-up failed");
+  // What to do about it, in the message itself: the database to create or migrate, the process holding DATA_DIR.
+  const known = error instanceof StartupError || error instanceof DataDirInUseError;
+  log.fatal(known ? {} : { err: error }, known ? `start-up failed: ${error.message}` : "start-up failed");
   process.exit(1);
 }

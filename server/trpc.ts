@@ -64,20 +64,34 @@ const unavailable = () =>
   new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
 
 /**
+ * The instant past which a write started at `startedAt` must not commit. The
+ * caller hears 503 only at `startedAt + budget`, a margin later, so a commit
+ * the database checks against this deadline can't happen after the 503 unless
+ * the two hosts' clocks differ by more than the margin.
+ */
+export function writeDeadline(startedAt: number, budgetMs: number): Date {
+  return new Date(startedAt + budgetMs - Math.min(1000, budgetMs / 4));
+}
+
+/**
  * Around every procedure: times the call for /metrics, turns "the database
  * can't be reached" into SERVICE_UNAVAILABLE, and bounds the wait, since a hung
- * server or network must not hold the caller (the query itself ends with its
- * statement_timeout). One middleware, not three: each level of tRPC's chain
- * costs a copy of the call's options.
+ * server or network must not hold the caller. Reads end with their
+ * statement_timeout; writes get `deadline`, which their transaction checks
+ * when it commits (db/add-order.ts), so a write answered 503 here never
+ * commits later. One middleware, not three: each level of tRPC's chain costs a
+ * copy of the call's options.
  */
 const guarded = t.middleware(async ({ ctx, path, type, next }) => {
+  const startedAt = Date.now();
   const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
+  const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
   });
   try {
-    const result = await Promise.race([next(), deadline]);
+    const deadline = writeDeadline(startedAt, ctx.databaseTimeoutMs);
+    const result = await Promise.race([next({ ctx: { deadline } }), timeout]);
     if (!result.ok && isDatabaseUnavailable(result.error.cause)) throw unavailable();
     stop({ outcome: result.ok ? "ok" : result.error.code });
     return result;

@@ -3,7 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServerProcess } from "./support/server-process.ts";
+import { run } from "./support/run.ts";
+import { freePort, startServerProcess } from "./support/server-process.ts";
 
 let dataDir = "";
 beforeAll(async () => {
@@ -41,5 +42,28 @@ describe("the embedded default", () => {
     }
     expect(code).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  it("refuses a second server on the same DATA_DIR at once, naming the first; a killed server's lock is taken over", async () => {
+    const tsx = ["node", "--import", "tsx", "server/main.ts"] as [string, ...string[]];
+    const first = await startServerProcess({ DATA_DIR: dataDir }, tsx);
+    try {
+      const second = await run(tsx[0], tsx.slice(1), { DATA_DIR: dataDir, PORT: String(await freePort()) });
+      expect(second.code).toBe(1);
+      expect(second.stdout + second.stderr).toContain(
+        `the embedded database in ${dataDir} (DATA_DIR) is in use by process ${first.child.pid}`,
+      );
+      // The first one never noticed.
+      expect(await (await fetch(`${first.url}/count`)).json()).toEqual({ count: 12_001 });
+    } finally {
+      await first.stop("SIGKILL");
+    }
+    // Killed, it released nothing: the next start takes over its lock and its data.
+    const next = await startServerProcess({ DATA_DIR: dataDir }, tsx);
+    try {
+      expect(await (await fetch(`${next.url}/count`)).json()).toEqual({ count: 12_001 });
+    } finally {
+      await next.stop();
+    }
   });
 });

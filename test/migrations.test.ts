@@ -1,4 +1,4 @@
-// The committed migrations produce exactly the contract's tables on an empty database.
+// The committed migrations produce exactly the contract's tables (and the idempotency keys') on an empty database.
 import { describe, expect, it } from "vitest";
 import { createTestDatabase } from "./support/database.ts";
 import { run } from "./support/run.ts";
@@ -35,6 +35,10 @@ describe("migrations", () => {
         "customers age smallint true",
         "customers income integer true",
         "customers gender varchar(1) true",
+        "idempotency_keys key varchar(128) false",
+        "idempotency_keys fingerprint text false",
+        "idempotency_keys order_id integer false",
+        "idempotency_keys created_at timestamp with time zone false",
         "orders orderid integer false",
         "orders orderdate date false",
         "orders customerid integer true",
@@ -45,7 +49,9 @@ describe("migrations", () => {
       const indexes = await db.sql`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`;
       expect(indexes.map((i) => i.indexdef)).toEqual([
         "CREATE UNIQUE INDEX customers_pkey ON public.customers USING btree (customerid)",
+        "CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (key)",
         "CREATE UNIQUE INDEX ix_cust_username ON public.customers USING btree (username)",
+        "CREATE INDEX ix_idempotency_created ON public.idempotency_keys USING btree (created_at)",
         "CREATE INDEX ix_order_custid ON public.orders USING btree (customerid)",
         "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (orderid)",
       ]);
@@ -72,7 +78,7 @@ describe("migrations", () => {
       const result = await run(command, args, { DATABASE_URL: db.url });
       expect(result.code, result.stderr).toBe(0);
       const [tables] = await db.sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
-      expect(tables?.n).toBe(2);
+      expect(tables?.n).toBe(3); // customers, orders, idempotency_keys
     } finally {
       await db.drop();
     }

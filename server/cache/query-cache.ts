@@ -84,8 +84,9 @@ export class QueryCache implements Cache {
     this.breaker.start();
   }
 
+  /** The store's own state; a suspension (lost notifications) is the notifications' to report. */
   get status(): "up" | "down" | "memory" {
-    if (this.breaker.state === "down" || this.suspensions.size > 0) return "down";
+    if (this.breaker.state === "down") return "down";
     return this.options.store.kind === "memory" ? "memory" : "up";
   }
 
@@ -106,7 +107,7 @@ export class QueryCache implements Cache {
 
   async ready(timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
-    while (this.status === "down") {
+    while (this.status === "down" || this.suspensions.size > 0) {
       if (performance.now() > deadline) return false;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }

@@ -49,6 +49,16 @@ const addOperation = {
   description:
     "Invalidates the cached counts it changes. Also at /add. Needs a bearer token when the server has an API_TOKEN.",
   security: [{}, { bearer: [] }],
+  parameters: [
+    {
+      name: "Idempotency-Key",
+      in: "header",
+      required: false,
+      description:
+        "Any 1 to 128 printable ASCII characters, new for each order. Resent with the same body, it answers as the first time and stores nothing more (kept 24 hours).",
+      schema: { type: "string", minLength: 1, maxLength: 128 },
+    },
+  ],
   requestBody: {
     required: true,
     content: {
@@ -62,9 +72,10 @@ const addOperation = {
     200: json(addResponse, "the order was added"),
     401: failure("a bearer token is needed and was missing or wrong"),
     404: failure("no such customer"),
+    409: failure("the Idempotency-Key was already used for a different order"),
     413: failure("the body is larger than the limit"),
     422: failure("invalid input, naming the field"),
-    503: failure("the database is unavailable"),
+    503: failure("the database is unavailable; the order was not stored and never will be"),
   },
 };
 
@@ -83,7 +94,10 @@ export function openApiDocument(version: string) {
       "/health": {
         get: {
           summary: "Is the service up, and are its database, cache and change notifications?",
-          responses: { 200: json(healthResponse, "up"), 503: json(healthResponse, "the database is down") },
+          responses: {
+            200: json(healthResponse, "up"),
+            503: json(healthResponse, "the database is down or not migrated"),
+          },
         },
       },
       "/metrics": {

@@ -69,9 +69,13 @@ export async function postAdd(
     netAmount: formatCents(order.netamount),
     tax: formatCents(order.tax),
     orderDate: order.orderdate,
+    idempotencyKey: singleHeader(req.headers["idempotency-key"]),
   });
   sendJson(res, 200, { updated: { customer: order.customerid } } satisfies z.infer<typeof addResponse>);
 }
+
+/** Node joins a repeated header into one string; its type still allows an array. */
+const singleHeader = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(", ") : value);
 
 /** Answers as FastAPI would, {"detail": "..."} with 422 for invalid input, 401, 404, 503; returns the status. */
 export function sendRestError(res: ServerResponse, error: unknown): number {

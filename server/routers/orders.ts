@@ -1,4 +1,6 @@
+import { createHash, randomUUID } from "node:crypto";
 import { TRPCError } from "@trpc/server";
+import { type AddOrderResult, addOrder } from "../../db/add-order.ts";
 import { cached, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
 import { addOrderInput, countOrdersInput, yearInput } from "../inputs.ts";
@@ -8,6 +10,10 @@ import { orderTags, tagsOfOrder } from "./tags.ts";
 
 // Years before 1000 need their leading zeros, or PostgreSQL reads "12-01-01" as 2012.
 const yyyy = (year: number) => String(year).padStart(4, "0");
+
+/** What makes two requests "the same order" for an idempotency key. */
+const fingerprint = (order: Record<string, string | number>) =>
+  createHash("sha256").update(JSON.stringify(order)).digest("base64url");
 
 export const ordersRouter = router({
   count: publicProcedure
@@ -33,25 +39,47 @@ export const ordersRouter = router({
       queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
     ),
 
+  /**
+   * Stores the order with its idempotency key (the caller's, or a fresh one) in
+   * one transaction bound to the request's deadline: see db/add-order.ts.
+   */
   add: writeProcedure
     .input(addOrderInput)
     .use(invalidates({ tags: (input) => tagsOfOrder(input) }))
-    .mutation(async ({ ctx: { queries }, input }) => {
+    .mutation(async ({ ctx: { db, deadline }, input }) => {
+      const order = {
+        customerId: input.customerId,
+        orderDate: input.orderDate,
+        netAmount: formatCents(input.netAmount),
+        tax: formatCents(input.tax),
+        totalAmount: formatCents(input.netAmount + input.tax),
+      };
+      let result: AddOrderResult;
       try {
-        const [order] = await queries.insertOrder.execute({
-          customerId: input.customerId,
-          orderDate: input.orderDate,
-          netAmount: formatCents(input.netAmount),
-          tax: formatCents(input.tax),
-          totalAmount: formatCents(input.netAmount + input.tax),
+        result = await addOrder(db, {
+          ...order,
+          key: input.idempotencyKey ?? randomUUID(),
+          fingerprint: fingerprint(order),
+          deadline,
         });
-        if (!order) throw new Error("INSERT … RETURNING returned no row");
-        return order;
       } catch (error) {
         if (isForeignKeyViolation(error)) {
           throw new TRPCError({ code: "NOT_FOUND", message: `Customer ${input.customerId} does not exist.` });
         }
         throw error;
       }
+      if (result.outcome === "conflict") {
+        throw new TRPCError({
+          code: "CONFLICT",
+          message: "This Idempotency-Key was already used for a different order; use a new key for a new order.",
+        });
+      }
+      if (result.outcome === "gone") {
+        throw new TRPCError({
+          code: "CONFLICT",
+          message: `This Idempotency-Key created order ${result.orderId}, which has since been deleted.`,
+        });
+      }
+      return result.order;
     }),
 });

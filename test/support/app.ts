@@ -34,7 +34,8 @@ export async function startTestApp(
   });
   const config = loadConfig({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "debug", ...env });
   const app = await startApp(config, createLogger(config.logLevel, sink), overrides);
-  return { url: app.url, app, client: createClient({ url: app.url }), logs, close: () => app.close() };
+  // No retries: tests see each answer as it is (test/idempotency.test.ts tests the retries).
+  return { url: app.url, app, client: createClient({ url: app.url, retry: false }), logs, close: () => app.close() };
 }
 
 /** A server for the whole file, started before its tests and closed after them. */
