@@ -1,6 +1,7 @@
 // Wires the service together: database, context, HTTP server. Used by main.ts
 // and by the tests, which start real listening servers on free ports.
 
+import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
@@ -36,9 +37,14 @@ export interface AppOverrides {
 }
 
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  // Names this instance's writes, so its listener can tell them from others' (server/cache/change-log.ts).
+  const writer = `dellstore-orders/${randomBytes(6).toString("base64url")}`;
   const database =
     overrides.database ??
-    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
+    (await openDatabase(config.databaseUrl, config.dataDir, {
+      timeoutSeconds: config.databaseTimeoutSeconds,
+      applicationName: writer,
+    }));
   if (database.kind === "embedded") await prepareEmbedded(database, log);
   else await announcePostgres(database, log);
 
@@ -47,7 +53,13 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Writes made outside the app reach the cache through the orders triggers' notifications.
   const changes =
     config.databaseUrl && cache instanceof QueryCache
-      ? new DatabaseChanges({ url: config.databaseUrl, cache, log, metrics })
+      ? new DatabaseChanges({
+          url: config.databaseUrl,
+          cache,
+          log,
+          metrics,
+          writer: overrides.database ? undefined : writer,
+        })
       : undefined;
   changes?.start();
   // Serve at once either way: a cache that isn't up yet is bypassed until it is.
