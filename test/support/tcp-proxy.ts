@@ -3,7 +3,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { useFixture } from "./fixture.ts";
 
-export type ProxyMode = "open" | "cut" | "stalled";
+export type ProxyMode = "open" | "cut" | "stalled" | "replies held";
 
 export class TcpProxy {
   private mode: ProxyMode = "open";
@@ -51,6 +51,12 @@ export class TcpProxy {
     }
   }
 
+  /** Forwards requests but holds the server's replies back: a query runs, its answer waits here. */
+  holdReplies(): void {
+    this.mode = "replies held";
+    for (const [, upstream] of this.pairs) upstream.pause();
+  }
+
   restore(): void {
     this.mode = "open";
     for (const [a, b] of this.pairs) {
@@ -78,10 +84,8 @@ export class TcpProxy {
     upstream.on("error", drop).on("close", drop);
     client.pipe(upstream);
     upstream.pipe(client);
-    if (this.mode === "stalled") {
-      client.pause();
-      upstream.pause();
-    }
+    if (this.mode === "stalled") client.pause();
+    if (this.mode === "stalled" || this.mode === "replies held") upstream.pause();
   }
 }
 
