@@ -82,10 +82,17 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     );
   }
   const server = createHttpServer({ context, log, limits: config.http });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (error) {
+    // A start that fails leaves nothing running (no listener, no pools) and has retired nothing.
+    await changes?.stop();
+    await Promise.all([database.close(), cache.close()]);
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 

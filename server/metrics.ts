@@ -50,6 +50,11 @@ export function createMetrics() {
       help: "1 while listening for PostgreSQL change notifications; 0 while not (the cache is suspended)",
       registers,
     }),
+    changeLogSteps: new Counter({
+      name: "cache_change_log_steps_total",
+      help: "Times this instance recorded which logged changes the cache has applied (about once a second while listening)",
+      registers,
+    }),
     notificationOutages: new Counter({
       name: "cache_notification_outages_total",
       help: "Times the notification connection was lost (the changes made meanwhile are replayed from the change log)",

@@ -123,6 +123,7 @@ export class DatabaseChanges {
     this.stepping = step;
     try {
       await step;
+      metrics.changeLogSteps.inc();
     } catch (error) {
       // The store is down: its breaker's recovery replays what this step would have (recoverStore).
       if (error instanceof CacheUnavailable) return;

@@ -108,7 +108,7 @@ export class QueryCache implements Cache {
         if (state === "down") {
           const why = describeConnectionError(store.lastConnectionError ?? error);
           log.warn({ reason: why }, "cache unavailable: serving from the database until it returns");
-        } else log.info({ store: store.kind }, "cache available; entries cached before now are retired");
+        } else log.info({ store: store.kind }, "cache available; the invalidations it missed are replayed");
       },
     });
     this.breaker.start();
