@@ -29,6 +29,8 @@ export interface Change {
 /** The log as seen from one connection: a snapshot taken now, and the changes not visible in `since`. */
 export interface ChangeSource {
   read(since: string | undefined): Promise<{ snapshot: string; changes: Change[] }>;
+  /** The same, for a catch-up: only the distinct tags, however many changes there were. */
+  readTags(since: string): Promise<{ snapshot: string; tags: string[] }>;
   prune(olderThanSeconds: number): Promise<void>;
 }
 
@@ -87,25 +89,36 @@ export class ChangeLog {
   }
 
   private async step(source: ChangeSource, store: DirectStore, since: string, trustNotifications: boolean) {
-    const { cache, log } = this.options;
+    if (!trustNotifications) {
+      // Catching up: every change since `since` counts, so the database sends only their distinct tags.
+      const { snapshot, tags } = await source.readTags(since);
+      await this.bump(store, new Set(tags));
+      if (tags.length > 0) this.options.log.info({ tags: tags.length }, "replayed the changes the cache missed");
+      await this.cover(store, snapshot);
+      return;
+    }
+    const { cache } = this.options;
     const mark = cache.ownWritesMark;
     const { snapshot, changes } = await source.read(since);
     // Own writes bumped their tags before they were acknowledged, unless one is still running or failed to.
-    const ownDone = trustNotifications && cache.ownWritesSettledSince(mark);
+    const ownDone = cache.ownWritesSettledSince(mark);
     const tags = new Set<string>();
     for (const change of changes) {
-      if (trustNotifications && this.applied.has(change.xid)) continue;
+      if (this.applied.has(change.xid)) continue;
       if (ownDone && this.isOwn(change.writer)) continue;
       for (const tag of change.tags) tags.add(tag);
     }
-    if (tags.size > 0) {
-      await store.bump(tags.has(epochTag) ? [epochTag] : [...tags]);
-      if (!trustNotifications) log.info({ changes: changes.length, tags: tags.size }, "replayed missed changes");
-    }
+    await this.bump(store, tags);
     await this.cover(store, snapshot);
     for (const change of changes) this.applied.delete(change.xid);
     // Forget notifications whose row never showed (a trigger that doesn't log, or a row pruned already).
     for (const [xid, step] of this.applied) if (step < this.steps - 10) this.applied.delete(xid);
+  }
+
+  /** Past a few hundred tags, retiring everything is cheaper than invalidating each. */
+  private async bump(store: DirectStore, tags: Set<string>): Promise<void> {
+    if (tags.size === 0) return;
+    await store.bump(tags.has(epochTag) || tags.size > 500 ? [epochTag] : [...tags]);
   }
 
   private async cover(store: DirectStore, snapshot: string): Promise<void> {

@@ -183,6 +183,21 @@ export class DatabaseChanges {
         if (!row) throw new Error("no snapshot");
         return row;
       },
+      readTags: async (since) => {
+        current();
+        // A catch-up after a long outage may have many rows to read: more time than a heartbeat.
+        const [row] = await this.timed(
+          sql<{ snapshot: string; tags: string[] }[]>`
+            SELECT pg_current_snapshot()::text AS snapshot, coalesce((
+              SELECT json_agg(DISTINCT tag) FROM cache.change_log, unnest(tags) AS tag
+              WHERE xid >= pg_snapshot_xmin(${since}::pg_snapshot)
+                AND NOT pg_visible_in_snapshot(xid, ${since}::pg_snapshot)), '[]'::json) AS tags`,
+          10,
+        );
+        current();
+        if (!row) throw new Error("no snapshot");
+        return row;
+      },
       prune: async (olderThanSeconds) => {
         current();
         await this.timed(
@@ -192,10 +207,10 @@ export class DatabaseChanges {
     };
   }
 
-  private async timed<T>(query: Promise<T>): Promise<T> {
+  private async timed<T>(query: Promise<T>, heartbeats = 1): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const stalled = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("heartbeat timed out")), this.heartbeatMs);
+      timer = setTimeout(() => reject(new Error("heartbeat timed out")), heartbeats * this.heartbeatMs);
     });
     try {
       return await Promise.race([query, stalled]);
