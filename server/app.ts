@@ -9,6 +9,7 @@ import { type DatabaseHandle, describeConnectionError, openDatabase } from "../d
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
+import { retentionSeconds } from "./cache/change-log.ts";
 import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
@@ -62,6 +63,11 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
         })
       : undefined;
   changes?.start();
+  // Without a listener (embedded), nobody else prunes the change log its triggers append to.
+  const pruning =
+    database.kind === "embedded"
+      ? setInterval(() => void pruneChangeLog(database).catch(() => {}), 60_000).unref()
+      : undefined;
   // Serve at once either way: a cache that isn't up yet is bypassed until it is.
   await cache.ready(1000);
 
@@ -89,6 +95,7 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     });
   } catch (error) {
     // A start that fails leaves nothing running (no listener, no pools) and has retired nothing.
+    clearInterval(pruning);
     await changes?.stop();
     await Promise.all([database.close(), cache.close()]);
     throw error;
@@ -104,8 +111,18 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     cache,
     metrics,
     context,
-    close: () => (closing ??= closeApp(server, database, cache, changes)),
+    close: () => {
+      clearInterval(pruning);
+      closing ??= closeApp(server, database, cache, changes);
+      return closing;
+    },
   };
+}
+
+function pruneChangeLog(database: DatabaseHandle): Promise<unknown> {
+  return database.db.execute(
+    sql`DELETE FROM cache.change_log WHERE at < now() - make_interval(secs => ${2 * retentionSeconds})`,
+  );
 }
 
 /** First start without DATABASE_URL: migrate the embedded database and give it the generated dataset. */

@@ -56,6 +56,8 @@ export class DatabaseChanges {
   /** The change-log step running on the listener connection, if any: they run one at a time. */
   private stepping: Promise<unknown> | undefined;
   private readonly changeLog: ChangeLog;
+  /** Why the last connection failed, so a failure that repeats is reported once. */
+  private failingFor: string | undefined;
 
   constructor(private readonly options: DatabaseChangesOptions) {
     const { cache, log, writer } = options;
@@ -134,6 +136,7 @@ export class DatabaseChanges {
     }
     if (this.sql !== sql || wasCaughtUp) return;
     this.caughtUp = true;
+    this.failingFor = undefined;
     metrics.notificationsUp.set(1);
     cache.resume("notifications");
     log.info("listening for database changes");
@@ -246,7 +249,11 @@ export class DatabaseChanges {
       metrics.notificationsUp.set(0);
       metrics.notificationOutages.inc();
       log.warn({ reason }, "not listening for database changes: cache suspended until listening again");
+    } else if (reason !== this.failingFor) {
+      // Never caught up yet (e.g. migration 0004 not applied): say why, once per reason.
+      log.warn({ reason }, "can't listen for database changes yet: cache bypassed until then");
     }
+    this.failingFor = reason;
     cache.suspend("notifications", reason);
     void sql.end({ timeout: 0 }).catch(() => {});
     this.retry = setTimeout(() => void this.connect(), this.options.retryMs ?? 250).unref();
