@@ -151,6 +151,8 @@ export class DatabaseChanges {
     const sql = this.sql;
     if (!this.caughtUp || !sql) {
       await direct.get("probe");
+      // Catch up as soon as the breaker has closed, not at the next heartbeat.
+      if (sql) setImmediate(() => void this.beat(sql));
       return;
     }
     while (this.stepping) await this.stepping.catch(() => {});
