@@ -100,8 +100,9 @@ export class ChangeLog {
     const { cache } = this.options;
     const mark = cache.ownWritesMark;
     const { snapshot, changes } = await source.read(since);
-    // Own writes bumped their tags before they were acknowledged, unless one is still running or failed to.
-    const ownDone = cache.ownWritesSettledSince(mark);
+    // Own writes bump their tags before they are acknowledged: once those that may be in this snapshot
+    // have ended, their rows are applied, unless one failed to bump.
+    const ownDone = await cache.ownWritesSettledSince(mark, 1000);
     const tags = new Set<string>();
     for (const change of changes) {
       if (this.applied.has(change.xid)) continue;

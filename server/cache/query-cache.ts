@@ -48,9 +48,9 @@ export interface Cache {
   /** Gives each tag a new token; resolves false if the store could not be told (the breaker then opens). */
   invalidate(tags: readonly string[]): Promise<boolean>;
   /**
-   * Marks a write of this instance's own as running, until `end(bumped)`:
-   * while one runs, or after one whose invalidation failed, the change log
-   * doesn't take this instance's own changes as already applied.
+   * Marks a write of this instance's own as running, until `end(bumped)`: the
+   * change log takes this instance's own changes as applied only once the
+   * writes that may have made them have ended, none failing to invalidate.
    */
   beginOwnWrite?(): OwnWrite;
   readonly status: "up" | "down" | "memory";
@@ -92,7 +92,7 @@ export class QueryCache implements Cache {
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
   /** This instance's writes still running, and how many of them failed to invalidate (change-log.ts). */
-  private ownWritesRunning = 0;
+  private readonly ownWrites = new Set<Promise<void>>();
   private ownBumpFailures = 0;
 
   constructor(private readonly options: QueryCacheOptions) {
@@ -140,14 +140,19 @@ export class QueryCache implements Cache {
   }
 
   beginOwnWrite(): OwnWrite {
-    this.ownWritesRunning++;
-    let ended = false;
+    let finish = () => {};
+    const ended = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    this.ownWrites.add(ended);
+    let done = false;
     return {
       end: (bumped) => {
-        if (ended) return;
-        ended = true;
-        this.ownWritesRunning--;
+        if (done) return;
+        done = true;
         if (!bumped) this.ownBumpFailures++;
+        this.ownWrites.delete(ended);
+        finish();
       },
     };
   }
@@ -157,9 +162,23 @@ export class QueryCache implements Cache {
     return this.ownBumpFailures;
   }
 
-  /** True if no own write runs now and none failed to invalidate since `mark` was taken. */
-  ownWritesSettledSince(mark: number): boolean {
-    return this.ownWritesRunning === 0 && this.ownBumpFailures === mark;
+  /**
+   * Waits for the own writes running now to end: true if none failed to
+   * invalidate since `mark` was taken; false if one did, or if they take
+   * longer than `timeoutMs`.
+   */
+  async ownWritesSettledSince(mark: number, timeoutMs: number): Promise<boolean> {
+    if (this.ownWrites.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const ended = Promise.all(this.ownWrites).then(() => true);
+      const settled = await Promise.race([ended, late]);
+      clearTimeout(timer);
+      if (!settled) return false;
+    }
+    return this.ownBumpFailures === mark;
   }
 
   resume(source: string): void {
