@@ -52,8 +52,10 @@ describe("a read that bypasses the cache", () => {
 
     // B's first read runs in PostgreSQL before the write; its answer waits at the proxy.
     const [{ since } = { since: "" }] = await db.sql<{ since: string }[]>`SELECT clock_timestamp()::text AS since`;
-    poolProxy.holdReplies();
+    // B has one pool connection, and only it goes through this proxy: the first bytes it sends now are the read's.
+    const held = poolProxy.holdRepliesAfter("");
     const first = count(b, customerId);
+    await held;
     await expect
       .poll(
         async () =>

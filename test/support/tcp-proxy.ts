@@ -3,11 +3,12 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { useFixture } from "./fixture.ts";
 
-export type ProxyMode = "open" | "cut" | "stalled" | "replies held";
+export type ProxyMode = "open" | "cut" | "stalled";
 
 export class TcpProxy {
   private mode: ProxyMode = "open";
   private readonly pairs = new Set<[Socket, Socket]>();
+  private holdAfter: { marker: string; held: () => void } | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -51,14 +52,21 @@ export class TcpProxy {
     }
   }
 
-  /** Forwards requests but holds the server's replies back: a query runs, its answer waits here. */
-  holdReplies(): void {
-    this.mode = "replies held";
-    for (const [, upstream] of this.pairs) upstream.pause();
+  /**
+   * Forwards everything, until a client sends bytes containing `marker`: the
+   * server still gets them, but its answers on that connection are held back
+   * until restore(), as when a reply is lost after the server acted on the
+   * request. Resolves once that has happened.
+   */
+  holdRepliesAfter(marker: string): Promise<void> {
+    return new Promise((held) => {
+      this.holdAfter = { marker, held };
+    });
   }
 
   restore(): void {
     this.mode = "open";
+    this.holdAfter = undefined;
     for (const [a, b] of this.pairs) {
       a.resume();
       b.resume();
@@ -82,10 +90,20 @@ export class TcpProxy {
     };
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
+    client.on("data", (chunk: Buffer) => {
+      const hold = this.holdAfter;
+      if (hold && chunk.includes(hold.marker)) {
+        this.holdAfter = undefined;
+        upstream.pause();
+        hold.held();
+      }
+    });
     client.pipe(upstream);
     upstream.pipe(client);
-    if (this.mode === "stalled") client.pause();
-    if (this.mode === "stalled" || this.mode === "replies held") upstream.pause();
+    if (this.mode === "stalled") {
+      client.pause();
+      upstream.pause();
+    }
   }
 }
 
