@@ -290,6 +290,8 @@ export class QueryCache implements Cache {
    * doesn't exist leaves nothing behind that outlives its entry. That is safe because tokens are never
    * reused: whenever a tag key expires, the next read or bump gives it a token no entry was ever
    * stored under, so an entry can never match a tag that expired and came back (it costs a miss).
+   * The epoch tag (the first) is the exception: one key that every entry depends on, it gets the long
+   * life, or its expiry would retire every entry at once.
    */
   private currentTokens(tagKeys: string[], values: (string | null)[], ttlSeconds: number): Promise<string[]> {
     return Promise.all(
@@ -297,7 +299,11 @@ export class QueryCache implements Cache {
         (value, i) =>
           value ??
           this.breaker.run("read", () =>
-            this.options.store.setIfAbsent({ key: tagKeys[i] as string, value: newToken(), ttlSeconds }),
+            this.options.store.setIfAbsent({
+              key: tagKeys[i] as string,
+              value: newToken(),
+              ttlSeconds: i === 0 ? this.tagTtlSeconds : ttlSeconds,
+            }),
           ),
       ),
     );
