@@ -44,6 +44,8 @@ export interface PoolOptions {
   timeoutSeconds?: number;
   /** Sees every query Drizzle runs. */
   logger?: Logger;
+  /** The connections' application_name, which the change notifications carry (server/cache/change-log.ts). */
+  applicationName?: string;
 }
 
 /** Host, port and database of a PostgreSQL URL: safe to log. */
@@ -115,7 +117,7 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
     max_lifetime: 30 * 60,
     onnotice: () => {},
     connection: {
-      application_name: "dellstore-orders",
+      application_name: options.applicationName ?? "dellstore-orders",
       statement_timeout: (options.timeoutSeconds ?? 10) * 1000,
     },
   });

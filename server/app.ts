@@ -1,13 +1,16 @@
 // Wires the service together: database, context, HTTP server. Used by main.ts
 // and by the tests, which start real listening servers on free ports.
 
+import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { sql } from "drizzle-orm";
 import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { migrationState, notMigratedHint } from "../db/migration-state.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
+import { retentionSeconds } from "./cache/change-log.ts";
 import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
@@ -37,9 +40,14 @@ export interface AppOverrides {
 }
 
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  // Names this instance's writes, so its listener can tell them from others' (server/cache/change-log.ts).
+  const writer = `dellstore-orders/${randomBytes(6).toString("base64url")}`;
   const database =
     overrides.database ??
-    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
+    (await openDatabase(config.databaseUrl, config.dataDir, {
+      timeoutSeconds: config.databaseTimeoutSeconds,
+      applicationName: writer,
+    }));
   if (database.kind === "embedded") await prepareEmbedded(database, log);
   else await checkDatabase(database, config.databaseUrl, log);
 
@@ -48,9 +56,20 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
   // Writes made outside the app reach the cache through the orders triggers' notifications.
   const changes =
     config.databaseUrl && cache instanceof QueryCache
-      ? new DatabaseChanges({ url: config.databaseUrl, cache, log, metrics })
+      ? new DatabaseChanges({
+          url: config.databaseUrl,
+          cache,
+          log,
+          metrics,
+          writer: overrides.database ? undefined : writer,
+        })
       : undefined;
   changes?.start();
+  // Without a listener (embedded), nobody else prunes the change log its triggers append to.
+  const pruning =
+    database.kind === "embedded"
+      ? setInterval(() => void pruneChangeLog(database).catch(() => {}), 60_000).unref()
+      : undefined;
   // Serve at once either way: a cache that isn't up yet is bypassed until it is.
   await cache.ready(1000);
 
@@ -71,10 +90,18 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     );
   }
   const server = createHttpServer({ context, log, limits: config.http });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+  } catch (error) {
+    // A start that fails leaves nothing running (no listener, no pools) and has retired nothing.
+    clearInterval(pruning);
+    await changes?.stop();
+    await Promise.all([database.close(), cache.close()]);
+    throw error;
+  }
   const { port } = server.address() as AddressInfo;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
@@ -86,8 +113,18 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
     cache,
     metrics,
     context,
-    close: () => (closing ??= closeApp(server, database, cache, changes)),
+    close: () => {
+      clearInterval(pruning);
+      closing ??= closeApp(server, database, cache, changes);
+      return closing;
+    },
   };
+}
+
+function pruneChangeLog(database: DatabaseHandle): Promise<unknown> {
+  return database.db.execute(
+    sql`DELETE FROM cache.change_log WHERE at < now() - make_interval(secs => ${2 * retentionSeconds})`,
+  );
 }
 
 /** First start without DATABASE_URL: migrate the embedded database and give it the generated dataset. */

@@ -24,6 +24,11 @@ export function createMetrics() {
       help: "Cache tags invalidated",
       registers,
     }),
+    cacheRetirements: new Counter({
+      name: "cache_retire_all_total",
+      help: "Times this instance retired every cache entry at once (bumped the epoch)",
+      registers,
+    }),
     cacheErrors: new Counter({
       name: "cache_errors_total",
       help: "Failed cache store operations (the request was then served from the database)",
@@ -45,9 +50,14 @@ export function createMetrics() {
       help: "1 while listening for PostgreSQL change notifications; 0 while not (the cache is suspended)",
       registers,
     }),
+    changeLogSteps: new Counter({
+      name: "cache_change_log_steps_total",
+      help: "Times this instance recorded which logged changes the cache has applied (about once a second while listening)",
+      registers,
+    }),
     notificationOutages: new Counter({
       name: "cache_notification_outages_total",
-      help: "Times the notification connection was lost (notifications may have been missed; the cache was retired)",
+      help: "Times the notification connection was lost (the changes made meanwhile are replayed from the change log)",
       registers,
     }),
     procedureDuration: new Histogram({

@@ -90,6 +90,26 @@ describe("single flight", () => {
     expect(await flights.run("f", async () => "ok", 50)).toBe("ok");
   });
 
+  it("runFresh never joins a load that started before the call: the calls meanwhile share the next one", async () => {
+    const flights = new SingleFlight();
+    const gates = [deferred<number>(), deferred<number>(), deferred<number>()];
+    let loads = 0;
+    const load = () => (gates[loads++] as ReturnType<typeof deferred<number>>).promise;
+    const first = flights.runFresh("k", load); // starts load 1
+    const later = [flights.runFresh("k", load), flights.runFresh("k", load)]; // wait for load 2
+    expect(loads).toBe(1);
+    gates[0]?.resolve(1);
+    expect(await first).toBe(1);
+    await expect.poll(() => loads).toBe(2);
+    const duringSecond = flights.runFresh("k", load); // load 2 has started: this one waits for a third
+    gates[1]?.resolve(2);
+    expect(await Promise.all(later)).toEqual([2, 2]);
+    await expect.poll(() => loads).toBe(3);
+    expect(await Promise.race([duringSecond, Promise.resolve("pending")])).toBe("pending");
+    gates[2]?.resolve(3);
+    expect(await duringSecond).toBe(3);
+  });
+
   it("shares a failure too, then forgets it", async () => {
     const flights = new SingleFlight();
     const failing = () => Promise.reject(new Error("boom"));

@@ -2,6 +2,7 @@
 // the entry format changes, and old entries are simply never read again):
 //   <prefix>:v1:q:<procedure>:<canonical input>   a cached result
 //   <prefix>:v1:t:<tag>                           a tag's current version token
+//   <prefix>:v1:m:<name>                          the cache's own bookkeeping (change-log.ts)
 import { createHash, randomBytes } from "node:crypto";
 import stringify from "safe-stable-stringify";
 
@@ -22,6 +23,10 @@ export function entryKey(prefix: string, procedure: string, input: unknown): str
 
 export function tagKey(prefix: string, tag: string): string {
   return `${prefix}:${formatVersion}:t:${tag}`;
+}
+
+export function metaKey(prefix: string, name: string): string {
+  return `${prefix}:${formatVersion}:m:${name}`;
 }
 
 // Version tokens only need to differ from every earlier one: a per-process

@@ -6,7 +6,9 @@
 //     .query(...)
 //
 // The input is typed by the procedure's own input parser.
-import type { TRPCMiddlewareFunction } from "@trpc/server";
+
+import type { TRPCError, TRPCMiddlewareFunction } from "@trpc/server";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import { middlewareMarker } from "@trpc/server/unstable-core-do-not-import";
 import type { Context } from "../trpc.ts";
 
@@ -47,12 +49,32 @@ export interface InvalidatesOptions<TInput> {
   tags: (input: TInput, output: unknown) => readonly string[];
 }
 
+/**
+ * Whether a mutation's error proves that nothing was committed. Mutations
+ * answer a client error (4xx: invalid input, unknown customer, conflict) only
+ * when they know the write did not happen; a server error (a timeout, a lost
+ * connection, anything unexpected) may hide a commit whose answer was lost.
+ */
+export function provesNothingCommitted(error: TRPCError): boolean {
+  return getHTTPStatusCodeFromError(error) < 500;
+}
+
 export function invalidates<TInput>({ tags }: InvalidatesOptions<TInput>): CacheMiddleware<TInput> {
   return async ({ ctx, input, next }) => {
-    const result = await next();
-    // After the commit and before the reply. Also after a failure: the write may
-    // have committed before its acknowledgement was lost.
-    await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
-    return result;
+    const write = ctx.cache.beginOwnWrite?.();
+    let bumped = false;
+    try {
+      const result = await next();
+      if (!result.ok && provesNothingCommitted(result.error)) {
+        bumped = true; // nothing to invalidate
+        return result;
+      }
+      // After the commit and before the reply. Also after a failure that may
+      // hide a commit whose acknowledgement was lost.
+      bumped = await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
+      return result;
+    } finally {
+      write?.end(bumped);
+    }
   };
 }

@@ -8,15 +8,21 @@
 // old value stored it under the old tokens, and no later read accepts it: no
 // read that starts after the acknowledgement can see older data.
 //
-// Every entry also depends on the epoch tag. While the store is unreachable,
-// reads go to the database and invalidations are lost; the breaker reopens the
-// cache only after bumping the epoch, retiring everything cached before.
+// Every entry also depends on the epoch tag, which retires everything at once.
+// While the store is unreachable, reads go to the database and invalidations
+// are lost; the breaker reopens the cache only after its recovery step: with a
+// change log (change-log.ts), replaying the changes not yet applied; without
+// one, bumping the epoch.
+//
+// A read that bypasses the cache never joins a database read that began
+// before it arrived (it shares the next one), so it sees every write
+// acknowledged before it started, by any instance.
 import superjson from "superjson";
 import { describeConnectionError } from "../../db/client.ts";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { Breaker, CacheUnavailable } from "./breaker.ts";
-import { entryKey, epochTag, newToken, tagKey } from "./keys.ts";
+import { entryKey, epochTag, metaKey, newToken, tagKey } from "./keys.ts";
 import { SingleFlight } from "./single-flight.ts";
 import type { CacheStore } from "./store.ts";
 
@@ -39,11 +45,33 @@ export interface Cache {
   read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T>;
   /** The current entry's serialized (superjson) value, or undefined: never loads or stores. */
   peek(request: ReadRequest): Promise<string | undefined>;
-  invalidate(tags: readonly string[]): Promise<void>;
+  /** Gives each tag a new token; resolves false if the store could not be told (the breaker then opens). */
+  invalidate(tags: readonly string[]): Promise<boolean>;
+  /**
+   * Marks a write of this instance's own as running, until `end(bumped)`: the
+   * change log takes this instance's own changes as applied only once the
+   * writes that may have made them have ended, none failing to invalidate.
+   */
+  beginOwnWrite?(): OwnWrite;
   readonly status: "up" | "down" | "memory";
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+export interface OwnWrite {
+  /** `bumped`: its tags were invalidated, or it failed in a way that proves nothing committed. */
+  end(bumped: boolean): void;
+}
+
+/** The breaker's recovery step; `direct` store calls bypass the (still open) breaker. */
+export type Recovery = (direct: DirectStore) => Promise<void>;
+
+/** Store calls for the change log, through the breaker or (during recovery) around it. */
+export interface DirectStore {
+  bump(tags: readonly string[]): Promise<void>;
+  get(name: string): Promise<string | null>;
+  set(name: string, value: string, ttlSeconds: number): Promise<void>;
 }
 
 export interface QueryCacheOptions {
@@ -59,26 +87,28 @@ export interface QueryCacheOptions {
 export class QueryCache implements Cache {
   private readonly breaker: Breaker;
   private readonly flights = new SingleFlight();
-  /** Counts this process's invalidations, so no read joins a database read that began before one. */
-  private generation = 0;
   /** Why reads must bypass the cache for now, besides the breaker (e.g. lost change notifications). */
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
+  private recovery: Recovery | undefined;
+  /** This instance's writes still running, and how many of them failed to invalidate (change-log.ts). */
+  private readonly ownWrites = new Set<Promise<void>>();
+  private ownBumpFailures = 0;
 
   constructor(private readonly options: QueryCacheOptions) {
     const { log, metrics, store } = options;
-    // Tag tokens outlive entries; a token that expires anyway is replaced by a new one, which only costs misses.
+    // A bumped tag's token outlives the entries cached under the old one; a token that expires anyway is
+    // replaced by a new one, which only costs misses.
     this.tagTtlSeconds = Math.max(options.ttlSeconds * 10, 24 * 60 * 60);
     this.breaker = new Breaker({
-      recover: () =>
-        store.mset([{ key: tagKey(options.prefix, epochTag), value: newToken(), ttlSeconds: this.tagTtlSeconds }]),
+      recover: () => (this.recovery ?? ((direct) => direct.bump([epochTag])))(this.directStore()),
       onError: (operation) => metrics.cacheErrors.inc({ operation }),
       onStateChange: (state, error) => {
         metrics.cacheUp.set(state === "up" ? 1 : 0);
         if (state === "down") {
           const why = describeConnectionError(store.lastConnectionError ?? error);
           log.warn({ reason: why }, "cache unavailable: serving from the database until it returns");
-        } else log.info({ store: store.kind }, "cache available; entries cached before now are retired");
+        } else log.info({ store: store.kind }, "cache available; the invalidations it missed are replayed");
       },
     });
     this.breaker.start();
@@ -92,17 +122,73 @@ export class QueryCache implements Cache {
 
   /** Reads bypass the cache until `resume(source)`. */
   suspend(source: string, reason: string): void {
-    this.generation++;
     this.suspensions.set(source, reason);
+  }
+
+  /** Replaces the breaker's recovery step (the default bumps the epoch). */
+  setRecovery(recovery: Recovery): void {
+    this.recovery = recovery;
+  }
+
+  /** Change-log bookkeeping in the store, through the breaker: throws CacheUnavailable when it is open. */
+  get viaBreaker(): DirectStore {
+    const direct = this.directStore();
+    return {
+      bump: (tags) => this.breaker.run("invalidate", () => direct.bump(tags)),
+      get: (name) => this.breaker.run("read", () => direct.get(name)),
+      set: (name, value, ttl) => this.breaker.run("store", () => direct.set(name, value, ttl)),
+    };
+  }
+
+  beginOwnWrite(): OwnWrite {
+    let finish = () => {};
+    const ended = new Promise<void>((resolve) => {
+      finish = resolve;
+    });
+    this.ownWrites.add(ended);
+    let done = false;
+    return {
+      end: (bumped) => {
+        if (done) return;
+        done = true;
+        if (!bumped) this.ownBumpFailures++;
+        this.ownWrites.delete(ended);
+        finish();
+      },
+    };
+  }
+
+  /** A mark to compare with `ownWritesSettledSince`. */
+  get ownWritesMark(): number {
+    return this.ownBumpFailures;
+  }
+
+  /**
+   * Waits for the own writes running now to end: true if none failed to
+   * invalidate since `mark` was taken; false if one did, or if they take
+   * longer than `timeoutMs`.
+   */
+  async ownWritesSettledSince(mark: number, timeoutMs: number): Promise<boolean> {
+    if (this.ownWrites.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const ended = Promise.all(this.ownWrites).then(() => true);
+      const settled = await Promise.race([ended, late]);
+      clearTimeout(timer);
+      if (!settled) return false;
+    }
+    return this.ownBumpFailures === mark;
   }
 
   resume(source: string): void {
     this.suspensions.delete(source);
   }
 
-  /** Retires every entry at once (bumps the epoch); when the store is down, its recovery does it. */
-  async retireAll(): Promise<void> {
-    await this.invalidate([epochTag]);
+  /** Retires every entry at once (bumps the epoch); false if the store could not be told. */
+  retireAll(): Promise<boolean> {
+    return this.invalidate([epochTag]);
   }
 
   async ready(timeoutMs: number): Promise<boolean> {
@@ -120,18 +206,18 @@ export class QueryCache implements Cache {
     if (payload !== undefined) return superjson.parse<T>(payload);
     metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
     log.debug({ key, bypass: tokens === undefined }, "cache miss");
-    // Keyed by the tags' tokens (and this process's invalidations): a call that joins, or comes just
-    // after, takes a value read after the same versions, as a hit on the stored entry would.
-    return this.flights.run(
-      `${key}|${tokens ?? "bypass"}|${this.generation}`,
-      async () => {
-        const value = await load();
-        metrics.cacheLoads.inc({ procedure: request.procedure });
-        if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
-        return value;
-      },
-      tokens === undefined ? 0 : 500,
-    );
+    const loaded = async () => {
+      const value = await load();
+      metrics.cacheLoads.inc({ procedure: request.procedure });
+      if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
+      return value;
+    };
+    // Bypassing, nothing pins the data's version: share only a database read that starts after this
+    // call arrived, so it sees every write acknowledged before (by this instance or any other).
+    if (tokens === undefined) return this.flights.runFresh(`${key}|bypass`, loaded);
+    // Keyed by the tags' tokens: a call that joins, or comes just after, takes a value read after the
+    // same versions, as a hit on the stored entry would.
+    return this.flights.run(`${key}|${tokens}`, loaded, 500);
   }
 
   /**
@@ -152,7 +238,8 @@ export class QueryCache implements Cache {
       const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();
-      const tokens = (await this.currentTokens(tagKeys, values)).join(",");
+      const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
+      const tokens = (await this.currentTokens(tagKeys, values, ttlSeconds)).join(",");
       if (entry?.startsWith(`${tokens}\n`)) {
         metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
         log.debug({ key }, "cache hit");
@@ -165,22 +252,32 @@ export class QueryCache implements Cache {
     }
   }
 
-  async invalidate(tags: readonly string[]): Promise<void> {
-    const { prefix, store, log, metrics } = this.options;
-    this.generation++;
-    metrics.cacheInvalidations.inc(tags.length);
-    log.debug({ tags }, "cache invalidate");
-    const entries = tags.map((tag) => ({
-      key: tagKey(prefix, tag),
-      value: newToken(),
-      ttlSeconds: this.tagTtlSeconds,
-    }));
+  async invalidate(tags: readonly string[]): Promise<boolean> {
     try {
-      await this.breaker.run("invalidate", () => store.mset(entries));
+      await this.viaBreaker.bump(tags);
+      return true;
     } catch (error) {
-      // The breaker is open now; it bumps the epoch before the cache is used again.
+      // The breaker is open now; its recovery replays (or retires) what this missed before the cache is used again.
       if (!(error instanceof CacheUnavailable)) throw error;
+      return false;
     }
+  }
+
+  private directStore(): DirectStore {
+    const { prefix, store, log, metrics } = this.options;
+    return {
+      bump: async (tags) => {
+        if (tags.length === 0) return;
+        metrics.cacheInvalidations.inc(tags.length);
+        if (tags.includes(epochTag)) metrics.cacheRetirements.inc();
+        log.debug({ tags }, "cache invalidate");
+        await store.mset(
+          tags.map((tag) => ({ key: tagKey(prefix, tag), value: newToken(), ttlSeconds: this.tagTtlSeconds })),
+        );
+      },
+      get: async (name) => (await store.mget([metaKey(prefix, name)]))[0] ?? null,
+      set: (name, value, ttlSeconds) => store.mset([{ key: metaKey(prefix, name), value, ttlSeconds }]),
+    };
   }
 
   async close(): Promise<void> {
@@ -188,8 +285,16 @@ export class QueryCache implements Cache {
     await this.options.store.close();
   }
 
-  /** The tags' tokens; a tag without one (new, expired or evicted) gets a fresh token, so no old entry matches it. */
-  private currentTokens(tagKeys: string[], values: (string | null)[]): Promise<string[]> {
+  /**
+   * The tags' tokens; a tag without one (new, expired or evicted) gets a fresh token, so no old entry
+   * matches it. Created by a read, it lives as long as that read's entry: a read of something that
+   * doesn't exist leaves nothing behind that outlives its entry. That is safe because tokens are never
+   * reused: whenever a tag key expires, the next read or bump gives it a token no entry was ever
+   * stored under, so an entry can never match a tag that expired and came back (it costs a miss).
+   * The epoch tag (the first) is the exception: one key that every entry depends on, it gets the long
+   * life, or its expiry would retire every entry at once.
+   */
+  private currentTokens(tagKeys: string[], values: (string | null)[], ttlSeconds: number): Promise<string[]> {
     return Promise.all(
       values.map(
         (value, i) =>
@@ -198,7 +303,7 @@ export class QueryCache implements Cache {
             this.options.store.setIfAbsent({
               key: tagKeys[i] as string,
               value: newToken(),
-              ttlSeconds: this.tagTtlSeconds,
+              ttlSeconds: i === 0 ? this.tagTtlSeconds : ttlSeconds,
             }),
           ),
       ),

@@ -1,6 +1,8 @@
 /** Concurrent calls with the same key share one run of `load` and its outcome. */
 export class SingleFlight {
   private readonly flights = new Map<string, Promise<unknown>>();
+  /** Per key, the load that starts once the running one settles, shared by the calls that came meanwhile. */
+  private readonly queued = new Map<string, Promise<unknown>>();
 
   /**
    * `lingerMs` keeps a successful outcome for calls that come just after it
@@ -27,6 +29,26 @@ export class SingleFlight {
     );
     this.flights.set(key, flight);
     return flight;
+  }
+
+  /**
+   * Like `run`, but never joins a load that had already started when it was
+   * called: the calls that come while one runs share the next one, which starts
+   * when it settles. For reads that must see every write acknowledged before
+   * they arrived, at the cost of one more load, not one per call.
+   */
+  runFresh<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const queued = this.queued.get(key);
+    if (queued) return queued as Promise<T>;
+    const running = this.flights.get(key);
+    if (!running) return this.run(key, load);
+    const settled = () => {
+      this.queued.delete(key);
+      return this.run(key, load);
+    };
+    const next = running.then(settled, settled);
+    this.queued.set(key, next);
+    return next;
   }
 
   get size(): number {

@@ -31,9 +31,10 @@ export class NaiveCache implements Cache {
     return (await this.client.get(entryKey(this.prefix, request.procedure, request.input))) ?? undefined;
   }
 
-  async invalidate(tags: readonly string[]): Promise<void> {
+  async invalidate(tags: readonly string[]): Promise<boolean> {
     const keys = tags.flatMap((tag) => [...(this.keysByTag.get(tag) ?? [])]);
     if (keys.length > 0) await this.client.del(...keys);
+    return true;
   }
 
   async ready(): Promise<boolean> {

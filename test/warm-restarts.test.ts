@@ -1,0 +1,253 @@
+// Restarts, reconnects and store outages keep the cache warm: only what may
+// really have changed meanwhile is retired, replayed from the change log
+// (server/cache/change-log.ts); and only what may have changed is invalidated.
+// Real PostgreSQL and Valkey, with TCP proxies to cut or hang them.
+import { describe, expect, inject, it } from "vitest";
+import { epochTag, tagKey } from "../server/cache/keys.ts";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { useFixture } from "./support/fixture.ts";
+import { useProxy } from "./support/tcp-proxy.ts";
+import { cachePrefix, valkeyClient } from "./support/valkey.ts";
+
+const db = useTestDatabase("seeded");
+const valkeyProxy = useProxy(() => inject("valkeyUrl"), 6379);
+const prefix = cachePrefix();
+const env = () => ({ DATABASE_URL: db.url, VALKEY_URL: valkeyProxy.url(inject("valkeyUrl")), CACHE_PREFIX: prefix });
+const server = useFixture(
+  () => startTestApp(env()),
+  (app) => app.close(),
+);
+const valkey = useFixture(
+  async () => valkeyClient(),
+  async (client) => void client.disconnect(),
+);
+
+const count = async (app: TestApp, customerId: number) => {
+  const res = await fetch(`${app.url}/count?customerid=${customerId}`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { count: number }).count;
+};
+const truth = async (customerId: number) =>
+  (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${customerId}`)[0]?.n;
+const metric = async (app: TestApp, name: string, labels = "") => {
+  const text = await (await fetch(`${app.url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
+  return Number(line?.split(" ")[1] ?? 0);
+};
+const hits = (app: TestApp) => metric(app, "cache_requests_total", '{procedure="orders.count",result="hit"}');
+const health = async (app: TestApp) => (await (await fetch(`${app.url}/health`)).json()) as Record<string, string>;
+const epoch = () => valkey.get(tagKey(prefix, epochTag));
+/** Resolves after `n` more change-log steps (heartbeats that recorded what the cache has applied). */
+const steps = async (app: TestApp, n: number) => {
+  const from = await metric(app, "cache_change_log_steps_total");
+  await expect
+    .poll(() => metric(app, "cache_change_log_steps_total"), { timeout: 5000 })
+    .toBeGreaterThanOrEqual(from + n);
+};
+const killListeners = () => db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+  WHERE datname = current_database() AND application_name = 'dellstore-orders-listener'`;
+const insert = (customerId: number) =>
+  db.sql`INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-06-06', ${customerId}, 1, 0.08, 1.08)`;
+const up = (app: TestApp) =>
+  expect.poll(() => health(app), { timeout: 10_000 }).toMatchObject({ cache: "up", notifications: "up" });
+
+/** Reads each customer's count twice (the second a hit), and returns the counts. */
+async function warm(app: TestApp, customerIds: number[]): Promise<number[]> {
+  const counts = [];
+  for (const id of customerIds) {
+    counts.push(await count(app, id));
+    expect(await count(app, id)).toBe(counts.at(-1));
+  }
+  return counts;
+}
+
+/** Whether the next read of each customer is a hit, and the counts read. */
+async function hitsOf(app: TestApp, customerIds: number[]): Promise<{ hit: boolean; count: number }[]> {
+  const results = [];
+  for (const id of customerIds) {
+    const before = await hits(app);
+    const value = await count(app, id);
+    results.push({ hit: (await hits(app)) === before + 1, count: value });
+  }
+  return results;
+}
+
+describe("losing the notification connection", () => {
+  it("with no order written meanwhile, retires nothing", async () => {
+    await up(server);
+    await warm(server, [60, 61]);
+    const [epochBefore, retiredBefore] = [await epoch(), await metric(server, "cache_retire_all_total")];
+    await killListeners();
+    await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ notifications: "down" });
+    await up(server);
+    expect((await hitsOf(server, [60, 61])).map((r) => r.hit)).toEqual([true, true]);
+    expect(await epoch()).toBe(epochBefore);
+    expect(await metric(server, "cache_retire_all_total")).toBe(retiredBefore);
+  });
+
+  it("with orders written meanwhile, replays exactly those: nothing stale, the rest still cached", async () => {
+    await up(server);
+    const [a] = await warm(server, [62, 63]);
+    const epochBefore = await epoch();
+    await killListeners();
+    await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ notifications: "down" });
+    await insert(62); // nobody hears this one's notification
+    await up(server);
+    const [written, untouched] = await hitsOf(server, [62, 63]);
+    expect(written).toEqual({ hit: false, count: (a ?? 0) + 1 });
+    expect(untouched?.hit).toBe(true);
+    expect(await epoch()).toBe(epochBefore);
+  });
+});
+
+describe("restarting", () => {
+  it("keeps what the previous process cached, and replays what was written while none ran", async () => {
+    await up(server);
+    const [a, b] = await warm(server, [64, 65]);
+    const epochBefore = await epoch();
+    const first = await startTestApp(env());
+    await up(first);
+    await first.close();
+    await insert(64); // while no second instance listens (the fixture's server still does)
+    const second = await startTestApp(env());
+    try {
+      await up(second);
+      expect(await hitsOf(second, [64, 65])).toEqual([
+        { hit: false, count: (a ?? 0) + 1 },
+        { hit: true, count: b },
+      ]);
+      expect(await epoch()).toBe(epochBefore);
+      expect(await metric(second, "cache_retire_all_total")).toBe(0);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it("that fails retires nothing", async () => {
+    await up(server);
+    await warm(server, [66]);
+    const epochBefore = await epoch();
+    const port = new URL(server.url).port;
+    await expect(startTestApp({ ...env(), PORT: port })).rejects.toThrow(/EADDRINUSE/);
+    expect((await hitsOf(server, [66]))[0]?.hit).toBe(true);
+    expect(await epoch()).toBe(epochBefore);
+  });
+});
+
+describe("a Valkey outage", () => {
+  it("replays the invalidations it lost instead of retiring everything", async () => {
+    await up(server);
+    const [a, b] = await warm(server, [67, 68]);
+    const epochBefore = await epoch();
+    valkeyProxy.cut();
+    try {
+      await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ cache: "down" });
+      await insert(67); // its notification can't reach Valkey
+      await expect.poll(() => count(server, 67)).toBe((a ?? 0) + 1);
+    } finally {
+      valkeyProxy.restore();
+    }
+    await up(server);
+    expect(await hitsOf(server, [67, 68])).toEqual([
+      { hit: false, count: (a ?? 0) + 1 },
+      { hit: true, count: b },
+    ]);
+    expect(await count(server, 67)).toBe(await truth(67));
+    expect(await epoch()).toBe(epochBefore);
+  });
+});
+
+describe("the listener", () => {
+  it("killed while Valkey hangs has one outage, then listens steadily", async () => {
+    await up(server);
+    const outages = await metric(server, "cache_notification_outages_total");
+    const listeners = async () =>
+      (
+        await db.sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'dellstore-orders-listener'`
+      ).map((row) => row.pid);
+    valkeyProxy.stall();
+    try {
+      // Kill the listener, then each new one as soon as it shows, while it waits on the hung Valkey.
+      const killed = new Set<number>();
+      for (let round = 0; round < 3; round++) {
+        const pids = await listeners();
+        for (const pid of pids) killed.add(pid);
+        await db.sql`SELECT pg_terminate_backend(pid) FROM unnest(${pids}::int[]) AS pid`;
+        await expect
+          .poll(async () => (await listeners()).some((pid) => !killed.has(pid)), { interval: 2, timeout: 5000 })
+          .toBe(true);
+      }
+    } finally {
+      valkeyProxy.restore();
+    }
+    await up(server);
+    const afterwards = await metric(server, "cache_notification_outages_total");
+    expect(afterwards).toBe(outages + 1);
+    // Steady: several heartbeats later, still listening, on one connection, with no new outage.
+    await steps(server, 3);
+    expect(await metric(server, "cache_notification_outages_total")).toBe(outages + 1);
+    expect(await health(server)).toMatchObject({ notifications: "up", cache: "up" });
+    expect(
+      (
+        await db.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+        AND application_name = 'dellstore-orders-listener'`
+      ).length,
+    ).toBe(1);
+  });
+});
+
+describe("invalidating only what may have changed", () => {
+  it("a write refused for an unknown customer invalidates nothing", async () => {
+    await up(server);
+    await warm(server, [69]);
+    const before = await metric(server, "cache_invalidations_total");
+    const res = await fetch(`${server.url}/add/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ customerid: 987654, netamount: 1, tax: 0.08 }),
+    });
+    expect(res.status).toBe(404);
+    const bad = await fetch(`${server.url}/add/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ customerid: 69, netamount: -1, tax: 0.08 }),
+    });
+    expect(bad.status).toBe(422);
+    expect(await metric(server, "cache_invalidations_total")).toBe(before);
+    expect((await hitsOf(server, [69]))[0]?.hit).toBe(true);
+  });
+
+  it("API writes are invalidated once, by their own instance, not again by their notifications", async () => {
+    await up(server);
+    await warm(server, [70]);
+    const [invalidations, notifications] = [
+      await metric(server, "cache_invalidations_total"),
+      await metric(server, "cache_notifications_total"),
+    ];
+    // Concurrent, in waves, so change-log steps meet writes still running.
+    for (let wave = 0; wave < 5; wave++) {
+      const orders = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          server.client.orders.add.mutate({ customerId: 70, netAmount: "1.00", tax: "0.08" }),
+        ),
+      );
+      expect(orders.every((order) => order.customerId === 70)).toBe(true);
+    }
+    await expect.poll(() => metric(server, "cache_notifications_total")).toBe(notifications + 20);
+    await steps(server, 2); // which would re-apply them had they not been applied
+    expect(await metric(server, "cache_invalidations_total")).toBe(invalidations + 20 * 3); // all, year, customer
+    expect(await count(server, 70)).toBe(await truth(70));
+  });
+
+  it("reads of customers that don't exist leave nothing in Valkey that outlives their entries", async () => {
+    await up(server);
+    const ttl = 120; // CACHE_TTL_SECONDS's default
+    for (let id = 900_001; id <= 900_200; id++) expect(await count(server, id)).toBe(0);
+    const keys = (await valkey.keys(`${prefix}:*`)).filter((key) => /:9\d{5}\b|customerId":9\d{5}/.test(key));
+    expect(keys.length).toBe(400); // an entry and a tag per id
+    const ttls = await Promise.all(keys.map((key) => valkey.ttl(key)));
+    expect(ttls.filter((t) => t > ttl || t < 0)).toEqual([]);
+  });
+});
