@@ -7,6 +7,7 @@ import { openDatabase } from "./client.ts";
 import { runScript } from "./script.ts";
 
 const usage = "usage: npm run db:aggregates [-- --check]";
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 await runScript(async () => {
   const { values } = parseArgs({
@@ -29,5 +30,3 @@ await runScript(async () => {
     await database.close();
   }
 });
-
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;

@@ -1,4 +1,4 @@
-// The committed migrations produce exactly the contract's tables on an empty database.
+// The committed migrations produce exactly the contract's tables (and the order aggregates) on an empty database.
 import { describe, expect, it } from "vitest";
 import { createTestDatabase } from "./support/database.ts";
 import { run } from "./support/run.ts";
@@ -15,6 +15,10 @@ describe("migrations", () => {
         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`;
       const shape = columns.map((c) => [c.table_name, c.column_name, typeName(c), c.nullable].join(" "));
       expect(shape).toEqual([
+        "customer_order_stats customerid integer false",
+        "customer_order_stats orders bigint false",
+        "customer_order_stats total_spent numeric(20,2) false",
+        "customer_order_stats last_order_date date true",
         "customers customerid integer false",
         "customers firstname varchar(50) false",
         "customers lastname varchar(50) false",
@@ -35,6 +39,10 @@ describe("migrations", () => {
         "customers age smallint true",
         "customers income integer true",
         "customers gender varchar(1) true",
+        "order_monthly_stats month date false",
+        "order_monthly_stats slot smallint false",
+        "order_monthly_stats orders bigint false",
+        "order_monthly_stats revenue numeric(20,2) false",
         "orders orderid integer false",
         "orders orderdate date false",
         "orders customerid integer true",
@@ -44,9 +52,11 @@ describe("migrations", () => {
       ]);
       const indexes = await db.sql`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`;
       expect(indexes.map((i) => i.indexdef)).toEqual([
+        "CREATE UNIQUE INDEX customer_order_stats_pkey ON public.customer_order_stats USING btree (customerid)",
         "CREATE UNIQUE INDEX customers_pkey ON public.customers USING btree (customerid)",
         "CREATE UNIQUE INDEX ix_cust_username ON public.customers USING btree (username)",
         "CREATE INDEX ix_order_custid ON public.orders USING btree (customerid)",
+        "CREATE UNIQUE INDEX order_monthly_stats_pkey ON public.order_monthly_stats USING btree (month, slot)",
         "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (orderid)",
       ]);
       const [fk] =
@@ -72,7 +82,7 @@ describe("migrations", () => {
       const result = await run(command, args, { DATABASE_URL: db.url });
       expect(result.code, result.stderr).toBe(0);
       const [tables] = await db.sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
-      expect(tables?.n).toBe(2);
+      expect(tables?.n).toBe(4);
     } finally {
       await db.drop();
     }
