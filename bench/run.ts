@@ -81,13 +81,21 @@ async function measure(
   dataset: string,
   server: ServerProcess,
   requests: RequestSpec[],
-  options: { checkStale?: boolean } = {},
+  options: { checkStale?: boolean; connections?: number } = {},
 ): Promise<Row> {
   const checker = options.checkStale ? startStaleChecker(server.url, checkerCustomers) : undefined;
   let stale: StaleReport | undefined;
   let result: LoadResult;
   try {
-    result = await runLoad({ url: server.url, requests, hot, customers, pid: server.child.pid as number, seconds });
+    result = await runLoad({
+      url: server.url,
+      requests,
+      hot,
+      customers,
+      pid: server.child.pid as number,
+      seconds,
+      connections: options.connections,
+    });
   } finally {
     stale = await checker?.stop();
   }
@@ -127,23 +135,39 @@ async function staleAfterwards(env: BenchEnvironment, server: ServerProcess): Pr
   }
 }
 
-/** Write-only throughput with the aggregate triggers, then with them disabled (the build without aggregates). */
+/**
+ * Write-only throughput with the aggregate triggers and with them disabled (the
+ * build without aggregates), alternating twice so drift in the machine's load
+ * weighs on both; then the triggers are back and a rebuild repairs what the
+ * disabled runs skipped.
+ */
 async function writeThroughput(env: BenchEnvironment, server: ServerProcess, dataset: string) {
-  const withAggregates = await measure("POST /add/ only, with aggregates", dataset, server, [addHot]);
   const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
   const triggers = ["insert", "update_add", "update_remove", "delete", "truncate"].map((t) => `order_aggregates_${t}`);
+  const setTriggers = async (state: "ENABLE" | "DISABLE") => {
+    for (const t of triggers) await sql.unsafe(`ALTER TABLE orders ${state} TRIGGER ${t}`);
+  };
+  const throughput = { with: 0, without: 0 };
   try {
-    for (const t of triggers) await sql.unsafe(`ALTER TABLE orders DISABLE TRIGGER ${t}`);
-    const without = await measure("POST /add/ only, aggregate triggers disabled", dataset, server, [addHot]);
+    for (const round of [1, 2]) {
+      throughput.with += (
+        await measure(`POST /add/ only, with aggregates (${round})`, dataset, server, [addHot])
+      ).requestsPerSecond;
+      await setTriggers("DISABLE");
+      throughput.without += (
+        await measure(`POST /add/ only, aggregate triggers disabled (${round})`, dataset, server, [addHot])
+      ).requestsPerSecond;
+      await setTriggers("ENABLE");
+    }
     notes.push(
-      `write-only throughput at ${dataset} with aggregates: ${((withAggregates.requestsPerSecond / without.requestsPerSecond) * 100).toFixed(0)}% of the same database with the aggregate triggers disabled`,
+      `write-only throughput at ${dataset} with aggregates: ${((throughput.with / throughput.without) * 100).toFixed(0)}% of the same database with the aggregate triggers disabled (two alternating rounds)`,
     );
   } finally {
-    for (const t of triggers) await sql.unsafe(`ALTER TABLE orders ENABLE TRIGGER ${t}`);
+    await setTriggers("ENABLE");
     const [drift] = await sql<{ months_fixed: number; customers_fixed: number }[]>`
       SELECT * FROM order_aggregates_rebuild()`;
     notes.push(
-      `after the run without triggers, order_aggregates_rebuild() repaired ${drift?.months_fixed} months and ${drift?.customers_fixed} customers`,
+      `after the runs without triggers, order_aggregates_rebuild() repaired ${drift?.months_fixed} months and ${drift?.customers_fixed} customers`,
     );
     await sql.end();
   }
@@ -169,6 +193,22 @@ async function benchDataset(orders: number, options: { small?: boolean; writes?:
       { path: "/count?customerid={random}", headers: noStore },
     ]);
     await measure("GET /count, uncached (no-store)", dataset, app, [{ path: "/count", headers: noStore }]);
+    // What one miss costs, without queueing behind 31 others on two cores.
+    const alone = { connections: 1 };
+    await measure(
+      "GET /count, uncached (no-store), 1 connection",
+      dataset,
+      app,
+      [{ path: "/count", headers: noStore }],
+      alone,
+    );
+    await measure(
+      "orders.monthly 2004, uncached (no-store), 1 connection",
+      dataset,
+      app,
+      [{ path: monthly2004, headers: noStore }],
+      alone,
+    );
     await measure("orders.monthly 2004, uncached (no-store)", dataset, app, [{ path: monthly2004, headers: noStore }]);
     await measure("95% reads / 5% writes", dataset, app, mix(5), { checkStale: true });
     await measure("50% reads / 50% writes", dataset, app, mix(50), { checkStale: true });
