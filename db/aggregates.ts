@@ -3,6 +3,7 @@
 import { sql } from "drizzle-orm";
 import { TransactionRollbackError } from "drizzle-orm/errors";
 import type { Database } from "./client.ts";
+import { noStatementTimeoutSql } from "./load/tables.ts";
 
 export interface AggregatesDrift {
   /** Months whose order count or revenue differed from orders. */
@@ -16,6 +17,7 @@ export async function rebuildAggregates(db: Database, options: { dryRun?: boolea
   let drift: AggregatesDrift = { monthsFixed: 0, customersFixed: 0 };
   try {
     await db.transaction(async (tx) => {
+      await tx.execute(sql.raw(noStatementTimeoutSql));
       const [row] = await tx
         .select({
           monthsFixed: sql<number>`months_fixed`.mapWith(Number),

@@ -6,9 +6,11 @@ import { pipeline } from "node:stream/promises";
 import fc from "fast-check";
 import type postgres from "postgres";
 import { describe, expect, inject, it } from "vitest";
+import { loadDump } from "../db/load/dump.ts";
 import { generateDataset } from "../db/load/generate.ts";
 import { useApp } from "./support/app.ts";
 import { createTestDatabase, useTestDatabase } from "./support/database.ts";
+import { fixturePath } from "./support/dump-writer.ts";
 import { run } from "./support/run.ts";
 import { cachePrefix } from "./support/valkey.ts";
 
@@ -177,6 +179,24 @@ describe("the order aggregates", () => {
     await db.sql`DELETE FROM customers WHERE customerid = ${c?.id as number}`;
     expect(await db.sql`SELECT 1 FROM customer_order_stats WHERE customerid = ${c?.id as number}`).toHaveLength(0);
     expect(await drift(db.sql)).toEqual({ months: [], customers: [] });
+  });
+});
+
+describe("bulk loads", () => {
+  it("leave the aggregates exact: the dump loader (COPY) and the generator, with --reset over data", async () => {
+    const target = await createTestDatabase("empty");
+    try {
+      await loadDump(target.sql, fixturePath);
+      expect(await drift(target.sql)).toEqual({ months: [], customers: [] });
+      const [loaded] = await target.sql`SELECT sum(orders)::int AS n FROM order_monthly_stats`;
+      expect(loaded?.n).toBeGreaterThan(0);
+      await generateDataset(target.handle.db, { customers: 500, orders: 5000, reset: true });
+      expect(await drift(target.sql)).toEqual({ months: [], customers: [] });
+      const [generated] = await target.sql`SELECT sum(orders)::int AS n FROM order_monthly_stats`;
+      expect(generated?.n).toBe(5000);
+    } finally {
+      await target.drop();
+    }
   });
 });
 
