@@ -3,11 +3,12 @@
 // (a Lua script picks each request), else autocannon; either way the result
 // says which ran and how much CPU it used itself, so a generator that is the
 // bottleneck shows.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import autocannon from "autocannon";
+import { run } from "../test/support/run.ts";
 
 /**
  * One kind of request in a scenario, drawn with probability weight / total.
@@ -166,12 +167,12 @@ async function runWrk(options: LoadOptions, duration: number): Promise<Measured>
     await writeFile(script, wrkScript(options));
     const args = ["-t1", `-c${options.connections ?? 32}`, `-d${duration}s`, "--latency", "-s", script, options.url];
     // bash's `times` prints its children's user and system CPU time once wrk has exited.
-    const { code, stdout, stderr } = await spawnCollect("bash", [
-      "-c",
-      'wrk "$@"; status=$?; times; exit $status',
-      "wrk",
-      ...args,
-    ]);
+    const { code, stdout, stderr } = await run(
+      "bash",
+      ["-c", 'wrk "$@"; status=$?; times; exit $status', "wrk", ...args],
+      {},
+      (duration + 30) * 1000,
+    );
     if (code !== 0) throw new Error(`wrk failed (${code}): ${stderr || stdout}`);
     return parseWrk(stdout);
   } finally {
@@ -200,25 +201,6 @@ export function parseWrk(output: string): Measured {
     generator: "wrk",
     generatorCpuSeconds: cpu,
   };
-}
-
-function spawnCollect(
-  command: string,
-  args: string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 /** Resident memory of a process, from /proc (Linux). */
