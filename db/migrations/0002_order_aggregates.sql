@@ -29,6 +29,8 @@ CREATE TABLE "order_monthly_stats" (
 CREATE FUNCTION order_aggregates_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   direction integer := CASE TG_ARGV[0] WHEN 'add' THEN 1 WHEN 'remove' THEN -1 END;
+  customer_ids integer[];
+  latest_removed date[];
 BEGIN
   INSERT INTO order_monthly_stats AS s (month, slot, orders, revenue)
     SELECT orderdate - (extract(day FROM orderdate)::integer - 1), pg_backend_pid() % 64,
@@ -44,13 +46,17 @@ BEGIN
       SET orders = s.orders + excluded.orders, total_spent = s.total_spent + excluded.total_spent,
         last_order_date = greatest(s.last_order_date, excluded.last_order_date);
   IF direction < 0 THEN
+    -- Through arrays and the primary key: a plan cached for a one-row statement
+    -- stays right for a 100,000-row one and the other way round.
+    SELECT array_agg(customerid), array_agg(latest) INTO customer_ids, latest_removed
+      FROM (SELECT customerid, max(orderdate) AS latest FROM changed_rows
+            WHERE customerid IS NOT NULL GROUP BY 1) AS removed;
     UPDATE customer_order_stats AS s
       SET last_order_date = (SELECT max(o.orderdate) FROM orders AS o WHERE o.customerid = s.customerid)
-      FROM (SELECT customerid, max(orderdate) AS latest FROM changed_rows GROUP BY 1) AS removed
+      FROM unnest(customer_ids, latest_removed) AS removed (customerid, latest)
       WHERE s.customerid = removed.customerid AND removed.latest >= s.last_order_date;
-    DELETE FROM customer_order_stats AS s
-      USING (SELECT DISTINCT customerid FROM changed_rows) AS removed
-      WHERE s.customerid = removed.customerid AND s.orders = 0 AND s.total_spent = 0;
+    DELETE FROM customer_order_stats
+      WHERE customerid = ANY (customer_ids) AND orders = 0 AND total_spent = 0;
   END IF;
   RETURN NULL;
 END;
