@@ -68,9 +68,9 @@ describe("writes to customers made with psql", () => {
     await expect.poll(() => summary(id), { timeout: 1000, interval: 5 }).toEqual(none(id));
   });
 
-  it("show through the API within 100 ms at p99 (30 deletions)", async () => {
+  it("show through the API within 100 ms at p99 (100 deletions)", async () => {
     const latencies: number[] = [];
-    for (const id of await idleCustomers(30)) {
+    for (const id of await idleCustomers(100)) {
       await summary(id); // cached now
       await db.sql`DELETE FROM customers WHERE customerid = ${id}`;
       const committed = performance.now();
@@ -80,7 +80,9 @@ describe("writes to customers made with psql", () => {
       latencies.push(performance.now() - committed);
     }
     latencies.sort((a, b) => a - b);
-    console.log(`psql DELETE FROM customers → API: p50 ${percentile(latencies, 50).toFixed(1)} ms`);
+    console.log(
+      `psql DELETE FROM customers → API: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+    );
     expect(percentile(latencies, 99)).toBeLessThan(100);
   });
 });
