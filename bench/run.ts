@@ -1,8 +1,13 @@
-// npm run bench [-- --orders 1000000] [--seconds 8] [--profile]
+// npm run bench [-- --orders 10000000] [--seconds 8] [--profile]
 //
-// Sets up its own database and key prefix on the local PostgreSQL and Valkey,
-// starts the server as a separate process, and measures each scenario with
-// autocannon (32 connections) after a warm-up. Writes bench/results/<date>.json,
+// Measures every scenario on the small (12,000 orders) and the 1,000,000-order
+// dataset in the same run, and on a further dataset of --orders N if given.
+// Each dataset gets its own database (migrated and generated) and key prefix on
+// the local PostgreSQL and Valkey, and its own server process on a free port;
+// the bench talks HTTP only. Load comes from wrk when installed (else
+// autocannon), 32 connections, after a warm-up; the ceiling is a bare
+// node:http server under the same generator. Mixes run beside a checker doing
+// write → read sequences that counts stale reads. Writes bench/results/<date>.json,
 // .md and .svg (and latest.*), and prints the table.
 import { spawnSync } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
@@ -11,7 +16,8 @@ import postgres from "postgres";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
 import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts";
-import { type LoadResult, runLoad } from "./load.ts";
+import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load.ts";
+import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
 
 const { values } = parseArgs({
   options: {
@@ -21,28 +27,51 @@ const { values } = parseArgs({
   },
 });
 const seconds = Number(values.seconds);
-const large = values.orders ? Number(values.orders) : undefined;
+const extra = values.orders ? Number(values.orders) : undefined;
+if (extra !== undefined && !(Number.isSafeInteger(extra) && extra > 0))
+  throw new Error("--orders takes a whole number");
 const customers = 20_000;
 const hot = Array.from({ length: 100 }, (_, i) => 1 + i * 197);
+// Written only by the stale checker (none of them is hot).
+const checkerCustomers = [19_999, 19_998, 19_997, 19_996];
 const started = Date.now();
 
 interface Row extends LoadResult {
   name: string;
   dataset: string;
   ratio: number;
+  stale?: number;
 }
 const rows: Row[] = [];
 const notes: string[] = [];
 
-const cycle = <T>(items: readonly T[]) => {
-  let i = 0;
-  return () => items[i++ % items.length] as T;
+const noStore = { "cache-control": "no-store" };
+const addHot: RequestSpec = {
+  method: "POST",
+  path: "/add/",
+  body: '{"customerid":{hot},"netamount":10,"tax":0.83}',
 };
+/** Writes to hot customers; reads: one in ten the total, else a hot customer's count. */
+const mix = (writePercent: number): RequestSpec[] => [
+  { ...addHot, weight: writePercent },
+  { path: "/count", weight: (100 - writePercent) / 10 },
+  { path: "/count?customerid={hot}", weight: ((100 - writePercent) * 9) / 10 },
+];
+const monthly2004 = `/trpc/orders.monthly?input=${encodeURIComponent(JSON.stringify({ json: { year: 2004 } }))}`;
 
-async function serve(env: BenchEnvironment, extra: Record<string, string> = {}): Promise<ServerProcess> {
+const label = (orders: number) =>
+  orders >= 1e6 ? `${orders / 1e6}M` : orders >= 1e3 ? `${orders / 1e3}k` : String(orders);
+
+async function serve(env: BenchEnvironment, overrides: Record<string, string> = {}): Promise<ServerProcess> {
   const flags = values.profile ? ["--cpu-prof", "--cpu-prof-dir", "bench/results/profiles"] : [];
   return startServerProcess(
-    { DATABASE_URL: env.databaseUrl, VALKEY_URL: env.valkeyUrl, CACHE_PREFIX: env.prefix, LOG_LEVEL: "warn", ...extra },
+    {
+      DATABASE_URL: env.databaseUrl,
+      VALKEY_URL: env.valkeyUrl,
+      CACHE_PREFIX: env.prefix,
+      LOG_LEVEL: "warn",
+      ...overrides,
+    },
     ["node", ...flags, "dist/server/main.js"],
   );
 }
@@ -51,114 +80,211 @@ async function measure(
   name: string,
   dataset: string,
   server: ServerProcess,
-  next: Parameters<typeof runLoad>[0]["next"],
-) {
-  const result = await runLoad({ url: server.url, next, pid: server.child.pid as number, seconds });
+  requests: RequestSpec[],
+  options: { checkStale?: boolean; connections?: number } = {},
+): Promise<Row> {
+  const checker = options.checkStale ? startStaleChecker(server.url, checkerCustomers) : undefined;
+  let stale: StaleReport | undefined;
+  let result: LoadResult;
+  try {
+    result = await runLoad({
+      url: server.url,
+      requests,
+      hot,
+      customers,
+      pid: server.child.pid as number,
+      seconds,
+      connections: options.connections,
+    });
+  } finally {
+    stale = await checker?.stop();
+  }
   const ceiling = rows[0]?.requestsPerSecond ?? result.requestsPerSecond;
-  const row = { name, dataset, ...result, ratio: result.requestsPerSecond / ceiling };
+  const row: Row = {
+    name,
+    dataset,
+    ...result,
+    ratio: result.requestsPerSecond / ceiling,
+    ...(stale ? { stale: stale.stale } : {}),
+  };
   rows.push(row);
   console.log(
     `${name} [${dataset}]: ${Math.round(row.requestsPerSecond)}/s (${(row.ratio * 100).toFixed(0)}% of ceiling), ` +
-      `p50 ${row.p50} ms, p99 ${row.p99} ms, RSS ${row.peakRssMb.toFixed(0)} MB, errors ${row.errors}, non-2xx ${row.non2xx}`,
+      `p50 ${row.p50} ms, p99 ${row.p99} ms, RSS ${row.peakRssMb.toFixed(0)} MB, errors ${row.errors}, non-2xx ${row.non2xx}, ` +
+      `${row.generator} CPU ${row.generatorCpuSeconds.toFixed(2)} s` +
+      (stale ? `, stale ${stale.stale} of ${stale.sequences} write → read sequences` : ""),
   );
+  return row;
 }
 
-/** Afterwards, every hot customer's count and the total, as the API serves them, must be PostgreSQL's. */
-async function staleReads(env: BenchEnvironment, server: ServerProcess): Promise<number> {
+/**
+ * Afterwards, every hot and checker customer's count and the total, as the API
+ * serves them, must be PostgreSQL's. Right at the end of a run wrk drops the
+ * requests in flight: writes among them may commit unacknowledged, and for
+ * those only the notification bound (100 ms) applies; so mismatches are
+ * counted at once and again past that bound.
+ */
+async function staleAfterwards(
+  env: BenchEnvironment,
+  server: ServerProcess,
+): Promise<{ atOnce: number; later: number }> {
   const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
-  try {
-    let stale = 0;
-    for (const id of [undefined, ...hot]) {
+  const mismatched = async (ids: (number | undefined)[]) => {
+    const stale: (number | undefined)[] = [];
+    for (const id of ids) {
       const res = await fetch(`${server.url}/count${id === undefined ? "" : `?customerid=${id}`}`);
       const { count } = (await res.json()) as { count: number };
       const [row] = await sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM orders WHERE ${id === undefined ? sql`true` : sql`customerid = ${id}`}`;
-      if (count !== row?.n) stale++;
+      if (count !== row?.n) stale.push(id);
     }
     return stale;
+  };
+  try {
+    const atOnce = await mismatched([undefined, ...hot, ...checkerCustomers]);
+    if (atOnce.length > 0) await new Promise((resolve) => setTimeout(resolve, 150));
+    return { atOnce: atOnce.length, later: atOnce.length > 0 ? (await mismatched(atOnce)).length : 0 };
   } finally {
     await sql.end();
+  }
+}
+
+/**
+ * Write-only throughput with the aggregate triggers and with them disabled (the
+ * build without aggregates), alternating twice so drift in the machine's load
+ * weighs on both; then the triggers are back and a rebuild repairs what the
+ * disabled runs skipped.
+ */
+async function writeThroughput(env: BenchEnvironment, server: ServerProcess, dataset: string) {
+  const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
+  const triggers = ["insert", "update_add", "update_remove", "delete", "truncate"].map((t) => `order_aggregates_${t}`);
+  const setTriggers = async (state: "ENABLE" | "DISABLE") => {
+    for (const t of triggers) await sql.unsafe(`ALTER TABLE orders ${state} TRIGGER ${t}`);
+  };
+  const throughput = { with: 0, without: 0 };
+  try {
+    for (const round of [1, 2]) {
+      throughput.with += (
+        await measure(`POST /add/ only, with aggregates (${round})`, dataset, server, [addHot])
+      ).requestsPerSecond;
+      await setTriggers("DISABLE");
+      throughput.without += (
+        await measure(`POST /add/ only, aggregate triggers disabled (${round})`, dataset, server, [addHot])
+      ).requestsPerSecond;
+      await setTriggers("ENABLE");
+    }
+    notes.push(
+      `write-only throughput at ${dataset} with aggregates: ${((throughput.with / throughput.without) * 100).toFixed(0)}% of the same database with the aggregate triggers disabled (two alternating rounds)`,
+    );
+  } finally {
+    await setTriggers("ENABLE");
+    const [drift] = await sql<{ months_fixed: number; customers_fixed: number }[]>`
+      SELECT * FROM order_aggregates_rebuild()`;
+    notes.push(
+      `after the runs without triggers, order_aggregates_rebuild() repaired ${drift?.months_fixed} months and ${drift?.customers_fixed} customers`,
+    );
+    await sql.end();
+  }
+}
+
+async function benchDataset(orders: number, options: { small?: boolean; writes?: boolean }) {
+  const dataset = label(orders);
+  const loadStarted = performance.now();
+  const env = await createBenchEnvironment({ customers, orders });
+  notes.push(
+    `${dataset}: database with ${orders.toLocaleString("en-US")} generated orders created, migrated and seeded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s`,
+  );
+  const servers: ServerProcess[] = [];
+  try {
+    const app = await serve(env);
+    servers.push(app);
+    await measure("GET /count, cached", dataset, app, [{ path: "/count" }]);
+    if (options.small) await measure("GET /trpc/orders.count, cached", dataset, app, [{ path: "/trpc/orders.count" }]);
+    await measure("per-customer counts, 100 hot customers, cached", dataset, app, [
+      { path: "/count?customerid={hot}" },
+    ]);
+    await measure("per-customer counts, random customers, uncached", dataset, app, [
+      { path: "/count?customerid={random}", headers: noStore },
+    ]);
+    await measure("GET /count, uncached (no-store)", dataset, app, [{ path: "/count", headers: noStore }]);
+    // What one miss costs, without queueing behind 31 others on two cores.
+    const alone = { connections: 1 };
+    await measure(
+      "GET /count, uncached (no-store), 1 connection",
+      dataset,
+      app,
+      [{ path: "/count", headers: noStore }],
+      alone,
+    );
+    await measure(
+      "orders.monthly 2004, uncached (no-store), 1 connection",
+      dataset,
+      app,
+      [{ path: monthly2004, headers: noStore }],
+      alone,
+    );
+    await measure("orders.monthly 2004, uncached (no-store)", dataset, app, [{ path: monthly2004, headers: noStore }]);
+    await measure("95% reads / 5% writes", dataset, app, mix(5), { checkStale: true });
+    await measure("50% reads / 50% writes", dataset, app, mix(50), { checkStale: true });
+    const after = await staleAfterwards(env, app);
+    notes.push(
+      `${dataset}: after the mixes, every hot and checker customer's count and the total checked against PostgreSQL: ${after.atOnce} differ at once (writes wrk dropped unanswered at its end may still be notifying), ${after.later} past the 100 ms bound`,
+    );
+    if (options.writes) await writeThroughput(env, app, dataset);
+    await app.stop();
+
+    if (options.small) {
+      const cutOff = await serve(env, { VALKEY_URL: `redis://127.0.0.1:${await freePort()}` });
+      servers.push(cutOff);
+      await measure("GET /count, Valkey cut off (PostgreSQL answers)", dataset, cutOff, [{ path: "/count" }]);
+      await cutOff.stop();
+    }
+  } finally {
+    for (const server of servers) await server.stop();
+    await env.cleanup();
   }
 }
 
 // The server runs as it does in production: compiled, without a TypeScript loader.
 const build = spawnSync("npm", ["run", "-s", "build"], { stdio: "inherit" });
 if (build.status !== 0) throw new Error("npm run build failed");
-const env = await createBenchEnvironment({ customers, orders: 12_000 });
-const servers: ServerProcess[] = [];
+console.log(
+  `load generator: ${wrkInstalled ? "wrk (-t1 -c32, Lua script per scenario)" : "autocannon (wrk not installed)"}`,
+);
+
+const bare = await startServerProcess({}, ["node", "--import", "tsx", "bench/bare-server.ts"]);
 try {
-  const bare = await startServerProcess({}, ["node", "--import", "tsx", "bench/bare-server.ts"]);
-  servers.push(bare);
-  await measure("bare node:http (ceiling)", "-", bare, () => ({ path: "/count" }));
-  await bare.stop();
-
-  const app = await serve(env);
-  servers.push(app);
-  await measure("GET /count, cached", "12k", app, () => ({ path: "/count" }));
-  await measure("GET /trpc/orders.count, cached", "12k", app, () => ({ path: "/trpc/orders.count" }));
-  const hotPaths = cycle(hot.map((id) => `/count?customerid=${id}`));
-  await measure("per-customer counts, 100 hot customers, cached", "12k", app, () => ({ path: hotPaths() }));
-  await measure("per-customer counts, random customers, uncached", "12k", app, () => ({
-    path: `/count?customerid=${1 + Math.floor(Math.random() * customers)}`,
-    headers: { "cache-control": "no-store" },
-  }));
-  let request = 0;
-  await measure("95% reads / 5% writes", "12k", app, () => {
-    const customer = hot[Math.floor(Math.random() * hot.length)] as number;
-    if (++request % 20 === 0) {
-      return { path: "/add/", method: "POST", body: `{"customerid":${customer},"netamount":10,"tax":0.83}` };
-    }
-    return { path: request % 10 === 1 ? "/count" : `/count?customerid=${customer}` };
-  });
-  const stale = await staleReads(env, app);
-  notes.push(
-    `stale reads after the 95/5 mix (every hot customer's count and the total, checked against PostgreSQL): ${stale}`,
-  );
-  await app.stop();
-
-  const unreachable = `redis://127.0.0.1:${await freePort()}`;
-  const cutOff = await serve(env, { VALKEY_URL: unreachable });
-  servers.push(cutOff);
-  await measure("GET /count, Valkey cut off (PostgreSQL answers)", "12k", cutOff, () => ({ path: "/count" }));
-  await cutOff.stop();
-
-  if (large) {
-    const loadStarted = performance.now();
-    const big = await createBenchEnvironment({ customers, orders: large });
-    notes.push(
-      `database with ${large.toLocaleString("en-US")} generated orders created, migrated and seeded in ${((performance.now() - loadStarted) / 1000).toFixed(1)} s`,
-    );
-    try {
-      const bigApp = await serve(big);
-      servers.push(bigApp);
-      await measure("GET /count, cached", `${large / 1e6}M`, bigApp, () => ({ path: "/count" }));
-      await measure("per-customer counts, 100 hot customers, cached", `${large / 1e6}M`, bigApp, () => ({
-        path: hotPaths(),
-      }));
-      await bigApp.stop();
-    } finally {
-      await big.cleanup();
-    }
-  }
+  await measure("bare node:http (ceiling)", "-", bare, [{ path: "/count" }]);
 } finally {
-  for (const server of servers) await server.stop();
-  await env.cleanup();
+  await bare.stop();
 }
+await benchDataset(12_000, { small: true });
+await benchDataset(1_000_000, { writes: true });
+if (extra) await benchDataset(extra, {});
+
+const find = (name: string, dataset: string) => rows.find((r) => r.name === name && r.dataset === dataset);
+const compare = (name: string, a: string, b: string) => {
+  const [x, y] = [find(name, a), find(name, b)];
+  if (x && y) notes.push(`${name} at ${a}: ${((x.requestsPerSecond / y.requestsPerSecond) * 100).toFixed(0)}% of ${b}`);
+};
+compare("95% reads / 5% writes", "1M", "12k");
+if (extra) compare("95% reads / 5% writes", label(extra), "1M");
 
 const date = new Date().toISOString().slice(0, 19).replace(/:/g, "-");
+const generator = rows[0]?.generator ?? "none";
 const table = [
-  "| scenario | dataset | requests/s | share of ceiling | p50 ms | p99 ms | peak RSS MB |",
-  "|---|---|---:|---:|---:|---:|---:|",
+  `| scenario | dataset | requests/s | share of ceiling | p50 ms | p99 ms | errors | stale reads | peak RSS MB | ${generator} CPU s |`,
+  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...rows.map(
     (r) =>
-      `| ${r.name} | ${r.dataset} | ${Math.round(r.requestsPerSecond).toLocaleString("en-US")} | ${(r.ratio * 100).toFixed(0)}% | ${r.p50} | ${r.p99} | ${r.peakRssMb.toFixed(0)} |`,
+      `| ${r.name} | ${r.dataset} | ${Math.round(r.requestsPerSecond).toLocaleString("en-US")} | ${(r.ratio * 100).toFixed(0)}% | ${r.p50} | ${r.p99} | ${r.errors + r.non2xx} | ${r.stale ?? ""} | ${r.peakRssMb.toFixed(0)} | ${r.generatorCpuSeconds.toFixed(2)} |`,
   ),
 ].join("\n");
-const markdown = `${table}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n\n32 connections, ${seconds} s per scenario after a 2 s warm-up, ${new Date().toISOString()}, \`npm run bench${large ? ` -- --orders ${large}` : ""}\`; total ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;
+const markdown = `${table}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n\nLoad generator: ${generator}, 32 connections, ${seconds} s per scenario after a 2 s warm-up (its CPU time is for the measured ${seconds} s). ${new Date().toISOString()}, \`npm run bench${extra ? ` -- --orders ${extra}` : ""}\`; total ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;
 await mkdir("bench/results", { recursive: true });
 const chart = renderChart(
-  rows.map((r) => ({ ...r, name: `${r.name}${r.dataset === "-" || r.dataset === "12k" ? "" : ` (${r.dataset})`}` })),
-  "dellstore-orders: throughput and p99 per scenario (32 connections)",
+  rows.map((r) => ({ ...r, name: `${r.name}${r.dataset === "-" ? "" : ` (${r.dataset})`}` })),
+  `dellstore-orders: throughput and p99 per scenario (${generator}, 32 connections)`,
 );
 for (const name of [date, "latest"]) {
   await writeFile(`bench/results/${name}.json`, `${JSON.stringify({ date, seconds, rows, notes }, null, 2)}\n`);

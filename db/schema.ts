@@ -1,12 +1,14 @@
 // dellstore2's own table and column names, so the real dump loads as is and
 // psql users see the tables they know; TypeScript names are camelCase.
 import {
+  bigint,
   date,
   foreignKey,
   index,
   integer,
   numeric,
   pgTable,
+  primaryKey,
   serial,
   smallint,
   text,
@@ -64,6 +66,36 @@ export const orders = pgTable(
     ),
   ],
 );
+
+// Aggregates of orders that PostgreSQL keeps exact in every writing transaction
+// (triggers in migration 0002), so counts and sums cost the size of their
+// answer, not of the table. Never written by the app.
+const sumOfMoney = (name: string) => numeric(name, { precision: 20, scale: 2 });
+
+/**
+ * Orders and revenue per month, split over slots: concurrent writers add their
+ * deltas to different rows (slot = backend pid % 64), so no row is hot. A
+ * month's figure is the sum over its slots; the total count, the sum of all.
+ */
+export const orderMonthlyStats = pgTable(
+  "order_monthly_stats",
+  {
+    /** The month's first day. */
+    month: date("month", { mode: "string" }).notNull(),
+    slot: smallint("slot").notNull(),
+    orders: bigint("orders", { mode: "number" }).notNull(),
+    revenue: sumOfMoney("revenue").notNull(),
+  },
+  (t) => [primaryKey({ name: "order_monthly_stats_pkey", columns: [t.month, t.slot] })],
+);
+
+/** Per customer with orders: how many, total spent, the last order's date. */
+export const customerOrderStats = pgTable("customer_order_stats", {
+  customerId: integer("customerid").primaryKey(),
+  orders: bigint("orders", { mode: "number" }).notNull(),
+  totalSpent: sumOfMoney("total_spent").notNull(),
+  lastOrderDate: date("last_order_date", { mode: "string" }),
+});
 
 /**
  * One row per write made through the app, stored in the write's own

@@ -97,7 +97,7 @@ describe("a stampede of identical misses", () => {
       const calls = Array.from({ length: 200 }, () => server.client.orders.monthly.query({ year: 2004 }));
       const results = await Promise.all(calls);
       expect(new Set(results.map((r) => JSON.stringify(r))).size).toBe(1);
-      expect(queries.filter((q) => q.includes('from "orders"'))).toHaveLength(1);
+      expect(queries.filter((q) => q.includes('from "order_monthly_stats"'))).toHaveLength(1);
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
       expect(metrics).toMatch(/^cache_loads_total\{procedure="orders.monthly"\} 1$/m);
     } finally {

@@ -1,4 +1,4 @@
-// The committed migrations produce exactly the contract's tables (and the idempotency keys') on an empty database.
+// The committed migrations produce exactly the contract's tables (with the order aggregates and the idempotency keys) on an empty database.
 import { describe, expect, it } from "vitest";
 import { createTestDatabase } from "./support/database.ts";
 import { run } from "./support/run.ts";
@@ -15,6 +15,10 @@ describe("migrations", () => {
         FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, ordinal_position`;
       const shape = columns.map((c) => [c.table_name, c.column_name, typeName(c), c.nullable].join(" "));
       expect(shape).toEqual([
+        "customer_order_stats customerid integer false",
+        "customer_order_stats orders bigint false",
+        "customer_order_stats total_spent numeric(20,2) false",
+        "customer_order_stats last_order_date date true",
         "customers customerid integer false",
         "customers firstname varchar(50) false",
         "customers lastname varchar(50) false",
@@ -39,6 +43,10 @@ describe("migrations", () => {
         "idempotency_keys fingerprint text false",
         "idempotency_keys order_id integer false",
         "idempotency_keys created_at timestamp with time zone false",
+        "order_monthly_stats month date false",
+        "order_monthly_stats slot smallint false",
+        "order_monthly_stats orders bigint false",
+        "order_monthly_stats revenue numeric(20,2) false",
         "orders orderid integer false",
         "orders orderdate date false",
         "orders customerid integer true",
@@ -48,11 +56,13 @@ describe("migrations", () => {
       ]);
       const indexes = await db.sql`SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1`;
       expect(indexes.map((i) => i.indexdef)).toEqual([
+        "CREATE UNIQUE INDEX customer_order_stats_pkey ON public.customer_order_stats USING btree (customerid)",
         "CREATE UNIQUE INDEX customers_pkey ON public.customers USING btree (customerid)",
         "CREATE UNIQUE INDEX idempotency_keys_pkey ON public.idempotency_keys USING btree (key)",
         "CREATE UNIQUE INDEX ix_cust_username ON public.customers USING btree (username)",
         "CREATE INDEX ix_idempotency_created ON public.idempotency_keys USING btree (created_at)",
         "CREATE INDEX ix_order_custid ON public.orders USING btree (customerid)",
+        "CREATE UNIQUE INDEX order_monthly_stats_pkey ON public.order_monthly_stats USING btree (month, slot)",
         "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (orderid)",
       ]);
       const [fk] =
@@ -78,7 +88,7 @@ describe("migrations", () => {
       const result = await run(command, args, { DATABASE_URL: db.url });
       expect(result.code, result.stderr).toBe(0);
       const [tables] = await db.sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
-      expect(tables?.n).toBe(3); // customers, orders, idempotency_keys
+      expect(tables?.n).toBe(5); // customers, orders, two aggregates, idempotency_keys
     } finally {
       await db.drop();
     }

@@ -7,7 +7,7 @@ import { getTableColumns } from "drizzle-orm";
 import type postgres from "postgres";
 import { customers, orders } from "../schema.ts";
 import { type CopyBlock, DumpFormatError, readDump } from "./dump-reader.ts";
-import { advanceSequencesSql, assertEmpty, type LoadedTable, resetTablesSql } from "./tables.ts";
+import { advanceSequencesSql, assertEmpty, type LoadedTable, noStatementTimeoutSql, resetTablesSql } from "./tables.ts";
 
 export interface DumpLoadOptions {
   reset?: boolean;
@@ -42,6 +42,7 @@ export async function loadDump(
 ): Promise<DumpLoadReport> {
   const report: DumpLoadReport = { loaded: { customers: 0, orders: 0 }, skipped: {} };
   await sql.begin(async (tx) => {
+    await tx.unsafe(noStatementTimeoutSql);
     if (options.reset) await tx.unsafe(resetTablesSql);
     else {
       const [counts] = await tx<Record<LoadedTable, number>[]>`

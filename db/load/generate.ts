@@ -8,6 +8,7 @@ import {
   advanceSequencesSql,
   assertEmpty,
   deferOrdersConstraintsSql,
+  noStatementTimeoutSql,
   resetTablesSql,
   restoreOrdersConstraintsSql,
 } from "./tables.ts";
@@ -70,6 +71,7 @@ export async function generateDataset(
   if (!Number.isSafeInteger(customers) || customers < 1) throw new RangeError("--customers must be a positive integer");
   if (!Number.isSafeInteger(orders) || orders < 0) throw new RangeError("--orders must be a non-negative integer");
   await db.transaction(async (tx) => {
+    await tx.execute(sql.raw(noStatementTimeoutSql));
     if (options.reset) await tx.execute(sql.raw(resetTablesSql));
     else assertEmpty({ customers: await tx.$count(customersTable), orders: await tx.$count(ordersTable) });
     await tx.execute(sql.raw(insertCustomers(customers)));

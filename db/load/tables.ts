@@ -4,6 +4,9 @@
 export const loadedTables = ["customers", "orders"] as const;
 export type LoadedTable = (typeof loadedTables)[number];
 
+// Loads run as long as their data needs, past the pool's statement timeout (this transaction only).
+export const noStatementTimeoutSql = "SET LOCAL statement_timeout = 0";
+
 export const resetTablesSql = "TRUNCATE orders, customers RESTART IDENTITY";
 
 export const advanceSequencesSql = `SELECT

@@ -66,3 +66,29 @@ BEGIN
   RETURN NULL;
 END;
 $$;
+--> statement-breakpoint
+-- The customers triggers (migration 0002) go through cache.changed() too, so
+-- their invalidations are logged and replayed like the orders triggers'.
+CREATE OR REPLACE FUNCTION customers_notify_cache() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids integer[];
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    PERFORM cache.changed(ARRAY['*']);
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    SELECT array_agg(customerid ORDER BY customerid) INTO ids FROM new_rows;
+  ELSIF TG_OP = 'DELETE' THEN
+    SELECT array_agg(customerid ORDER BY customerid) INTO ids FROM old_rows;
+  ELSE -- UPDATE: the ids that disappeared or appeared, if any
+    SELECT array_agg(customerid ORDER BY customerid) INTO ids
+      FROM ((SELECT customerid FROM old_rows EXCEPT SELECT customerid FROM new_rows)
+        UNION ALL (SELECT customerid FROM new_rows EXCEPT SELECT customerid FROM old_rows)) AS moved;
+  END IF;
+  IF ids IS NOT NULL THEN -- else no customer appeared or disappeared
+    PERFORM cache.changed(CASE WHEN cardinality(ids) > 64 THEN ARRAY['*']
+      ELSE ARRAY(SELECT 'orders:customer:' || id FROM unnest(ids) AS id) END);
+  END IF;
+  RETURN NULL;
+END;
+$$;

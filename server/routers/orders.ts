@@ -31,7 +31,7 @@ export const ordersRouter = router({
       return { count: row?.count ?? 0 };
     }),
 
-  /** Orders and revenue per month of one year: the slow aggregate caching is for. */
+  /** Orders and revenue per month of one year, from the monthly aggregates. */
   monthly: publicProcedure
     .input(yearInput)
     .use(cached({ tags: ({ year }) => [orderTags.year(year)], ttlSeconds: 600 }))
