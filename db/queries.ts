@@ -2,7 +2,7 @@
 // binds its parameters (no SQL building per request, one server-side plan).
 import { and, eq, gte, lt, sql, sum } from "drizzle-orm";
 import type { Database } from "./client.ts";
-import { customerOrderStats, customers, orderMonthlyStats, orders } from "./schema.ts";
+import { customerOrderStats, customers, orderMonthlyStats } from "./schema.ts";
 
 // Reads go to the aggregates the triggers of migration 0002 keep exact, so each
 // costs the size of its answer (a month's slots, one customer's row), not a
