@@ -61,7 +61,7 @@ describe("a read that bypasses the cache", () => {
         async () =>
           (
             await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity
-              WHERE application_name = ${readerName} AND query ILIKE '%count%'
+              WHERE application_name = ${readerName} AND query ILIKE '%customer_order_stats%'
                 AND query_start > ${since}::timestamptz AND state = 'idle'`
           )[0]?.n,
         { interval: 5, timeout: 5000 },
