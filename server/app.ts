@@ -2,7 +2,6 @@
 // and by the tests, which start real listening servers on free ports.
 
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
 import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
@@ -12,7 +11,8 @@ import { DatabaseChanges } from "./cache/database-changes.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
-import { createHttpServer } from "./http/server.ts";
+import { Listener } from "./http/connections.ts";
+import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Context } from "./trpc.ts";
@@ -25,7 +25,7 @@ export interface App {
   readonly metrics: Metrics;
   /** What procedures see; `createCaller(app.context)` calls them in-process. */
   readonly context: Context;
-  /** Stops accepting, lets in-flight requests finish, then closes the pools. */
+  /** Stops accepting, lets in-flight requests finish (within SHUTDOWN_GRACE_SECONDS), then closes the pools. */
   close(): Promise<void>;
 }
 
@@ -33,9 +33,22 @@ export interface App {
 export interface AppOverrides {
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
+  /** Another router and its cache policies, mounted instead of the app's. */
+  api?: HttpOptions["api"];
 }
 
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  // The port first: a start that fails here (port in use) has touched neither Valkey nor the database.
+  const listener = await Listener.listen({ port: config.port, host: config.host, limits: config.http });
+  try {
+    return await startServing(listener, config, log, overrides);
+  } catch (error) {
+    await listener.close(0);
+    throw error;
+  }
+}
+
+async function startServing(listener: Listener, config: Config, log: Logger, overrides: AppOverrides): Promise<App> {
   const database =
     overrides.database ??
     (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
@@ -69,23 +82,33 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       "no API_TOKEN: anyone who can reach this server can add orders; set API_TOKEN to require a bearer token for writes",
     );
   }
-  const server = createHttpServer({ context, log, limits: config.http });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
+  const http = await createHttpApp({
+    listener,
+    context,
+    log,
+    limits: config.http,
+    allowedHosts: config.http.allowedHosts,
+    api: overrides.api,
   });
-  const { port } = server.address() as AddressInfo;
+  const { port } = listener.address;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let closing: Promise<void> | undefined;
+  const close = async () => {
+    // Drain first: in-flight requests still need the database and the cache.
+    await listener.close(config.http.shutdownGraceSeconds * 1000);
+    await http.close();
+    await changes?.stop();
+    await Promise.all([database.close(), cache.close()]);
+  };
   return {
     url,
-    server,
+    server: listener.server,
     database,
     cache,
     metrics,
     context,
-    close: () => (closing ??= closeApp(server, database, cache, changes)),
+    close: () => (closing ??= close()),
   };
 }
 
@@ -118,20 +141,4 @@ async function announcePostgres(database: DatabaseHandle, log: Logger): Promise<
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function closeApp(
-  server: Server,
-  database: DatabaseHandle,
-  cache: Cache,
-  changes?: DatabaseChanges,
-): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  // Keep-alive clients that never go idle get a bounded grace period.
-  const force = setTimeout(() => server.closeAllConnections(), 10_000).unref();
-  await closed;
-  clearTimeout(force);
-  await changes?.stop();
-  await Promise.all([database.close(), cache.close()]);
 }

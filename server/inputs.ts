@@ -41,7 +41,8 @@ export const money = z
 /** An order's total must fit numeric(12,2) too. */
 export const totalFits = (net: bigint, tax: bigint) => net + tax <= maxCents;
 
-function today(): string {
+/** Today's date, by the server's clock and time zone. */
+export function today(): string {
   const now = new Date();
   return [now.getFullYear(), now.getMonth() + 1, now.getDate()].map((n) => String(n).padStart(2, "0")).join("-");
 }

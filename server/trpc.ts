@@ -6,6 +6,7 @@ import type { Database } from "../db/client.ts";
 import type { Queries } from "../db/queries.ts";
 import { bearerMatches } from "./auth.ts";
 import type { DatabaseChanges } from "./cache/database-changes.ts";
+import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
@@ -26,6 +27,8 @@ export interface Context {
   apiToken?: string | undefined;
   /** The request's Authorization header. */
   authorization?: string | undefined;
+  /** What the HTTP hit path found for this request's cached query before it fell through to tRPC (a miss). */
+  prefetched?: Prefetched | undefined;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
 }

@@ -1,5 +1,13 @@
 import type { IncomingMessage } from "node:http";
+import type { Prefetched } from "../cache/policy.ts";
 import type { Context } from "../trpc.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by the hit path when it found a miss: the procedure reuses its parse and its lookup. */
+    prefetched?: Prefetched;
+  }
+}
 
 /**
  * A request with `Cache-Control: no-store` is answered without the cache
@@ -12,10 +20,10 @@ export function bypassesCache(req: IncomingMessage): boolean {
   return header !== undefined && /(?:^|,)\s*no-store\s*(?:,|$)/i.test(header);
 }
 
-/** The request's context: the shared one, or a copy with what this request says (credentials, no-store). */
-export function contextFor(base: Context, req: IncomingMessage): Context {
+/** The request's context: the shared one, or a copy with what this request says (credentials, no-store, the hit path's findings). */
+export function contextFor(base: Context, req: IncomingMessage, prefetched?: Prefetched): Context {
   const { authorization } = req.headers;
   const bypass = bypassesCache(req);
-  if (!authorization && !bypass) return base;
-  return { ...base, authorization, cacheMode: bypass ? "no-store" : base.cacheMode };
+  if (!authorization && !bypass && !prefetched) return base;
+  return { ...base, authorization, prefetched, cacheMode: bypass ? "no-store" : base.cacheMode };
 }
