@@ -187,10 +187,13 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
     transform: jsonSchemaTransform,
     transformObject: (documents) => {
       const document = jsonSchemaTransformObject(documents) as { paths?: Record<string, unknown> };
+      // tRPC's one Fastify route, /trpc/:path, is described procedure by procedure instead.
+      const { "/trpc/{path}": _, ...paths } = document.paths ?? {};
       const trpc = Object.fromEntries(procedures.map((p) => [`/trpc/${p.path}`, procedureOperation(p)]));
-      return { ...document, paths: { ...document.paths, ...trpc } } as ReturnType<typeof jsonSchemaTransformObject>;
+      return { ...document, paths: { ...paths, ...trpc } } as ReturnType<typeof jsonSchemaTransformObject>;
     },
   });
-  await app.register(fastifySwaggerUi, { routePrefix: "/docs", uiConfig: { url: "/openapi.json" } });
+  // Its assets are the plugin's own files (no CDN); the page reads the spec from /docs/json.
+  await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
 }

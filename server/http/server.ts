@@ -25,7 +25,7 @@ import { cachePolicies } from "../routers/cache-policies.ts";
 import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
-import { checkHealth } from "./health.ts";
+import { checkHealth, healthResponse } from "./health.ts";
 import { HitPath, type Rendering } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
@@ -72,7 +72,11 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     exposeHeadRoutes: true,
     return503OnClosing: false,
     // As FastAPI: of repeated query parameters, the last one counts.
-    routerOptions: { querystringParser: (query: string) => Object.fromEntries(new URLSearchParams(query)) },
+    routerOptions: {
+      querystringParser: (query: string) => Object.fromEntries(new URLSearchParams(query)),
+      // tRPC batches name every procedure in the path; the header size limit bounds it anyway.
+      maxParamLength: 8192,
+    },
     serverFactory: (handler) => {
       listener.serve(handler);
       return listener.server;
@@ -107,16 +111,25 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     return reply.code(status).send({ detail });
   });
 
+  await registerDocs(app, packageVersion); // before the routes it documents
   restRoutes(app, { context, hitPath });
-  app.get("/health", { schema: { hide: true } }, async (_req, reply) => {
-    const health = await checkHealth(context);
-    return reply.code(health.status === "ok" ? 200 : 503).send(health);
-  });
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
-    const { registry } = context.metrics;
-    return reply.type(registry.contentType).send(await registry.metrics());
-  });
-  await registerDocs(app, packageVersion);
+  const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
+  app.get(
+    "/health",
+    { schema: { ...health, response: { 200: healthResponse, 503: healthResponse } } },
+    async (_req, reply) => {
+      const state = await checkHealth(context);
+      return reply.code(state.status === "ok" ? 200 : 503).send(state);
+    },
+  );
+  app.get(
+    "/metrics",
+    { schema: { summary: "Prometheus metrics (text/plain; version=0.0.4)" } },
+    async (_req, reply) => {
+      const { registry } = context.metrics;
+      return reply.type(registry.contentType).send(await registry.metrics());
+    },
+  );
 
   await app.register(async (trpc) => {
     // Single GET queries (not batches) of cached procedures may be answered from the cache before tRPC runs.
