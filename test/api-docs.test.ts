@@ -71,16 +71,18 @@ describe("/openapi.json", () => {
       );
       expect(res.status).toBe(200);
       const body = (await res.json()) as { result: { data: { json: unknown } } };
-      const output = (
-        operation?.responses["200"]?.content?.["application/json"]?.schema as {
-          properties: {
-            result: { properties: { data: { properties: { json: { properties?: object; items?: object } } } } };
-          };
-        }
-      ).properties.result.properties.data.properties.json;
+      type Described = {
+        properties: {
+          result: { properties: { data: { properties: { json: { properties?: object; items?: object } } } } };
+        };
+      };
+      const schema = operation?.responses["200"]?.content?.["application/json"]?.schema as Described | undefined;
+      const output = schema?.properties.result.properties.data.properties.json ?? {};
       const data = body.result.data.json;
       const item = Array.isArray(data) ? data[0] : data;
-      const described = Array.isArray(data) ? (output.items as { properties: object }).properties : output.properties;
+      const described = Array.isArray(data)
+        ? (output.items as { properties?: object } | undefined)?.properties
+        : output.properties;
       expect(Object.keys(item as object).sort()).toEqual(Object.keys(described ?? {}).sort());
     },
   );
