@@ -52,7 +52,7 @@ describe("a check declared before the cache", () => {
     expect(hit.headers.get("etag")).not.toBeNull(); // answered from the cache before tRPC
     expect(await hit.text()).toBe(await miss.text());
     const loadsBefore = loads;
-    for (const headers of [{}, { authorization: "Bearer wrong" }]) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
       const refused = await fetch(url(1), { headers });
       expect(refused.status).toBe(401);
       expect(refused.headers.get("etag")).toBeNull();
