@@ -13,6 +13,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import superjson from "superjson";
@@ -63,11 +64,13 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
   const hitPath = new HitPath(context);
 
+  let handle: Parameters<Listener["serve"]>[0] | undefined;
   const app: FastifyInstance = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // One logger for every request: a child per request costs more than it tells.
     childLoggerFactory: (logger) => logger,
-    disableRequestLogging: true,
+    // Requests aren't logged one by one (/metrics counts them); neither is a client hanging up mid-upload.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.maxBodyBytes,
     exposeHeadRoutes: true,
     return503OnClosing: false,
@@ -78,7 +81,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       maxParamLength: 8192,
     },
     serverFactory: (handler) => {
-      listener.serve(handler);
+      handle = handler;
       return listener.server;
     },
   });
@@ -160,6 +163,8 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     });
   });
   await app.ready();
+  // Requests that arrived while starting waited in the listener until now.
+  if (handle) listener.serve(handle);
   return app;
 }
 
