@@ -64,7 +64,11 @@ try {
     const ceiling = wrk(`${bare.url}/count`);
     await stop(bare.child);
     console.log(`bare node:http: ${ceiling.toFixed(0)} req/s`);
-    const app = await start(["node", "dist/server/main.js"], directory, {
+    // BENCH_PROFILE=<dir>: a CPU profile of each server (node --cpu-prof), written when it stops.
+    const profile = process.env.BENCH_PROFILE
+      ? ["--cpu-prof", "--cpu-prof-dir", resolve(process.env.BENCH_PROFILE)]
+      : [];
+    const app = await start(["node", ...profile, "dist/server/main.js"], directory, {
       DATABASE_URL: env.databaseUrl,
       VALKEY_URL: env.valkeyUrl,
       CACHE_PREFIX: env.prefix,

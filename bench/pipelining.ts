@@ -86,12 +86,14 @@ try {
   const until = performance.now() + seconds * 1000;
   while (performance.now() < until) latencies.push(await timedGet(server.url, agent));
   clearInterval(sampler);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  const hits = /cache_requests_total\{procedure="orders.count",result="hit"\} (\d+)/.exec(metrics)?.[1];
   for (const socket of floods) socket.destroy();
   agent.destroy();
   latencies.sort((a, b) => a - b);
   console.log(
     `three never-reading pipelining clients for ${seconds} s: server RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB; ` +
-      `another client: ${latencies.length} requests, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms`,
+      `another client: ${latencies.length} requests, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms; ${hits} hits answered in all`,
   );
 } finally {
   const exited = once(server.child, "exit");

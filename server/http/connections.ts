@@ -8,7 +8,11 @@ import type { Config } from "../config.ts";
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 const inFlight = Symbol("inFlight");
-type Tracked = Socket & { [inFlight]?: number };
+const awaitingDrain = Symbol("awaitingDrain");
+type Tracked = Socket & { [inFlight]?: number; [awaitingDrain]?: boolean };
+
+/** Whether to stop reading a connection: too many of its requests in flight, or its client isn't reading the answers. */
+const mustWait = (socket: Tracked, max: number) => (socket[inFlight] ?? 0) >= max || socket.writableNeedDrain;
 
 const maxEarly = 1000;
 
@@ -81,26 +85,36 @@ export class Listener {
     const socket = req.socket as Tracked;
     if (this.closing) res.setHeader("connection", "close");
     this.responses.add(res);
-    const count = (socket[inFlight] ?? 0) + 1;
-    socket[inFlight] = count;
+    if (socket[inFlight] === undefined) {
+      // node:http resumes a socket whenever a request ends (its own backpressure only knows synchronous
+      // handlers); a socket that must wait is paused again at once, before anything more is read.
+      socket.on("resume", () => {
+        if (mustWait(socket, this.maxInFlight)) socket.pause();
+      });
+    }
+    socket[inFlight] = (socket[inFlight] ?? 0) + 1;
     // Async handlers defeat node's own pipelining backpressure: stop reading until answers go out.
-    if (count >= this.maxInFlight || socket.writableNeedDrain) socket.pause();
+    if (mustWait(socket, this.maxInFlight)) socket.pause();
     res.once("close", () => this.finished(socket, res));
     this.handler(req, res);
   }
 
   private finished(socket: Tracked, res: ServerResponse): void {
     this.responses.delete(res);
-    const count = (socket[inFlight] ?? 1) - 1;
-    socket[inFlight] = count;
-    if (count < this.maxInFlight && socket.isPaused()) this.resumeOnceDrained(socket);
+    socket[inFlight] = (socket[inFlight] ?? 1) - 1;
+    if (socket.isPaused()) this.resumeOnceDrained(socket);
   }
 
   /** A client that doesn't read its answers isn't read either. */
   private resumeOnceDrained(socket: Tracked): void {
-    if (socket.destroyed) return;
-    if (socket.writableNeedDrain) socket.once("drain", () => this.resumeOnceDrained(socket));
-    else if ((socket[inFlight] ?? 0) < this.maxInFlight) socket.resume();
+    if (socket.destroyed || socket[awaitingDrain]) return;
+    if (socket.writableNeedDrain) {
+      socket[awaitingDrain] = true;
+      socket.once("drain", () => {
+        socket[awaitingDrain] = false;
+        this.resumeOnceDrained(socket);
+      });
+    } else if (!mustWait(socket, this.maxInFlight)) socket.resume();
   }
 
   /**
