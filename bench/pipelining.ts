@@ -3,47 +3,16 @@
 // server's peak resident memory and the well-behaved client's latency.
 // Goal: under 300 MB and p99 under 50 ms.
 //   npm run -s build && node --import tsx bench/pipelining.ts [project directory]
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { Agent, get, request } from "node:http";
+import { Agent, request } from "node:http";
 import { connect, type Socket } from "node:net";
-import { freePort } from "../test/support/server-process.ts";
 import { createBenchEnvironment, percentile } from "./environment.ts";
+import { startIn, stop } from "./spawn-server.ts";
 
 const directory = process.argv[2] ?? ".";
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
-
-/** One request on its own connection (a pooled one may have timed out while wrk ran). */
-function answer(url: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      res.resume();
-      res.on("end", resolve);
-    }).on("error", reject);
-  });
-}
-
-async function start(env: Record<string, string>): Promise<{ url: string; port: number; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn("node", ["dist/server/main.js"], {
-    cwd: directory,
-    env: { ...process.env, HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error("the server exited");
-    try {
-      await answer(`${url}/count`);
-      return { url, port, child };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
 
 /** Writes pipelined requests whenever the socket takes them; never reads. */
 function flood(port: number): Socket {
@@ -72,7 +41,11 @@ function timedGet(url: string, agent: Agent): Promise<number> {
 }
 
 const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
-const server = await start({ DATABASE_URL: env.databaseUrl, VALKEY_URL: env.valkeyUrl, CACHE_PREFIX: env.prefix });
+const server = await startIn(["node", "dist/server/main.js"], directory, {
+  DATABASE_URL: env.databaseUrl,
+  VALKEY_URL: env.valkeyUrl,
+  CACHE_PREFIX: env.prefix,
+});
 const pid = server.child.pid as number;
 try {
   const baseline = rssMb(pid);
@@ -96,8 +69,6 @@ try {
       `another client: ${latencies.length} requests, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms; ${hits} hits answered in all`,
   );
 } finally {
-  const exited = once(server.child, "exit");
-  server.child.kill("SIGTERM");
-  await exited;
+  await stop(server.child);
   await env.cleanup();
 }
