@@ -2,13 +2,6 @@ import type { IncomingMessage } from "node:http";
 import type { Prefetched } from "../cache/policy.ts";
 import type { Context } from "../trpc.ts";
 
-declare module "fastify" {
-  interface FastifyRequest {
-    /** Set by the hit path when it found a miss: the procedure reuses its parse and its lookup. */
-    prefetched?: Prefetched;
-  }
-}
-
 /**
  * A request with `Cache-Control: no-store` is answered without the cache
  * (nothing read from it or stored in it). `no-cache` needs nothing: every hit

@@ -12,7 +12,7 @@ import { ordersCount } from "../routers/cache-policies.ts";
 import { createCaller } from "../routers/index.ts";
 import { addOrder } from "../routers/orders.ts";
 import type { Context } from "../trpc.ts";
-import type { HitPath, Rendering } from "./hit-path.ts";
+import { type HitRoute, invalid, prefetchedFor } from "./hit-path.ts";
 import { contextFor } from "./request-context.ts";
 
 /** A customer id as text, as FastAPI reads an int from a query string (and, leniently, from JSON). */
@@ -44,12 +44,26 @@ export const errorResponse = z.object({ detail: z.string() });
 const failure = (description: string) => errorResponse.describe(description);
 // What Fastify sends for JSON; a hit sends the same.
 const json = "application/json; charset=utf-8";
-const countRendering: Rendering = {
-  contentType: json,
-  body: (payload) => JSON.stringify({ count: superjson.parse<{ count: number }>(payload).count }),
-};
 
-export function restRoutes(app: FastifyInstance, { context, hitPath }: { context: Context; hitPath: HitPath }): void {
+/** GET /count for the hit path: the same input as the route reads, the same bytes as it sends. */
+const countHits: HitRoute = {
+  policy: ordersCount,
+  input: ({ customerid }) => {
+    if (customerid === undefined) return undefined;
+    const parsed = countQuery.safeParse({ customerid });
+    return parsed.success && parsed.data.customerid !== undefined ? { customerId: parsed.data.customerid } : invalid;
+  },
+  rendering: {
+    contentType: json,
+    body: (payload) => JSON.stringify({ count: superjson.parse<{ count: number }>(payload).count }),
+  },
+};
+export const restHitRoutes = new Map([
+  ["/count", countHits],
+  ["/count/", countHits],
+]);
+
+export function restRoutes(app: FastifyInstance, { context }: { context: Context }): void {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   for (const url of ["/count", "/count/"]) {
     routes.get(
@@ -69,10 +83,11 @@ export function restRoutes(app: FastifyInstance, { context, hitPath }: { context
         },
       },
       async (req, reply) => {
+        // A miss: the hit path looked it up already (see restHitRoutes).
         const { customerid } = req.query;
         const input = customerid === undefined ? undefined : { customerId: customerid };
-        if (await hitPath.serve(req, reply, ordersCount, input, countRendering)) return reply;
-        const { count } = await createCaller(contextFor(context, req.raw, req.prefetched)).orders.count(input);
+        const ctx = contextFor(context, req.raw, prefetchedFor(req.raw));
+        const { count } = await createCaller(ctx).orders.count(input);
         return reply.header("content-type", json).send({ count });
       },
     );

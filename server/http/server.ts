@@ -11,12 +11,10 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
-  type FastifyReply,
   type FastifyRequest,
   LogController,
 } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
-import superjson from "superjson";
 import { z } from "zod";
 import type { DeclaredPolicy } from "../cache/policy.ts";
 import type { Config } from "../config.ts";
@@ -27,12 +25,12 @@ import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
 import { checkHealth, healthResponse } from "./health.ts";
-import { HitPath, type Rendering } from "./hit-path.ts";
+import { HitPath, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
 import { registerDocs } from "./openapi.ts";
 import { contextFor } from "./request-context.ts";
-import { restRoutes } from "./rest.ts";
+import { restHitRoutes, restRoutes } from "./rest.ts";
 
 export interface HttpOptions {
   listener: Listener;
@@ -51,18 +49,13 @@ const { version: packageVersion } = createRequire(import.meta.url)("dellstore-or
 };
 
 const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-const trpcRendering: Rendering = {
-  contentType: "application/json",
-  body: (payload) => `{"result":{"data":${payload}}}`,
-  headers: { vary: "trpc-accept, accept" },
-};
-
 export async function createHttpApp(options: HttpOptions): Promise<FastifyInstance> {
   const { listener, context, log, limits } = options;
   const { router, policies } = options.api ?? { router: appRouter, policies: cachePolicies };
   const checkHosts = isLoopbackAddress(listener.address.address);
   const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
-  const hitPath = new HitPath(context);
+  const hostAllowed = (host: string | undefined) => !checkHosts || allowsHost(host, allowedHosts);
+  const hitPath = new HitPath(context, restHitRoutes, policies, hostAllowed);
 
   let handle: Parameters<Listener["serve"]>[0] | undefined;
   const app: FastifyInstance = Fastify({
@@ -89,7 +82,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   app.setSerializerCompiler(serializerCompiler);
 
   app.addHook("onRequest", (req, reply, done) => {
-    if (checkHosts && !allowsHost(req.headers.host, allowedHosts)) {
+    if (!hostAllowed(req.headers.host)) {
       return void reply
         .code(421)
         .send({ detail: "Misdirected Request: this Host is not served here; list it in ALLOWED_HOSTS" });
@@ -115,7 +108,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   });
 
   await registerDocs(app, packageVersion); // before the routes it documents
-  restRoutes(app, { context, hitPath });
+  restRoutes(app, { context });
   const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
   app.get(
     "/health",
@@ -135,26 +128,12 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   );
 
   await app.register(async (trpc) => {
-    // Single GET queries (not batches) of cached procedures may be answered from the cache before tRPC runs.
-    trpc.addHook("onRequest", async (req: FastifyRequest<{ Params: { path: string } }>, reply: FastifyReply) => {
-      if (req.method !== "GET") return;
-      const policy = policies.get(req.params.path);
-      const query = req.query as Record<string, string | undefined>;
-      if (!policy || query.batch !== undefined) return;
-      let raw: unknown;
-      try {
-        raw = query.input === undefined ? undefined : superjson.deserialize(JSON.parse(query.input));
-      } catch {
-        return; // tRPC says what is wrong with it
-      }
-      if (await hitPath.serve(req, reply, policy, raw, trpcRendering)) return reply;
-    });
     await trpc.register(fastifyTRPCPlugin, {
       prefix: "/trpc",
       trpcOptions: {
         router,
         maxBatchSize,
-        createContext: ({ req }: { req: FastifyRequest }) => contextFor(context, req.raw, req.prefetched),
+        createContext: ({ req }: { req: FastifyRequest }) => contextFor(context, req.raw, prefetchedFor(req.raw)),
         onError({ error, path }: { error: TRPCError; path?: string }) {
           if (error.code === "INTERNAL_SERVER_ERROR")
             log.error({ err: error.cause ?? error, path }, "procedure failed");
@@ -164,7 +143,17 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   });
   await app.ready();
   // Requests that arrived while starting waited in the listener until now.
-  if (handle) listener.serve(handle);
+  const fastify = handle;
+  if (!fastify) throw new Error("Fastify did not hand over its request handler");
+  listener.serve((req, res) => {
+    // Hits of cached GET queries are answered before Fastify routes them; everything else goes straight on.
+    const hit = hitPath.match(req);
+    if (!hit) return fastify(req, res);
+    hitPath.serve(req, res, hit).then(
+      (served) => served || fastify(req, res),
+      () => fastify(req, res),
+    );
+  });
   return app;
 }
 
