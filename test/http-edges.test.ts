@@ -60,7 +60,7 @@ describe("writes whose body isn't JSON", () => {
 });
 
 describe("HEAD", () => {
-  it.each(["/count", "/count/", "/health", "/metrics", "/openapi.json", "/docs/json"])(
+  it.each(["/count", "/count/", "/health", "/metrics", "/openapi.json", "/docs/json", "/trpc/orders.count"])(
     "answers HEAD %s as GET, without a body",
     async (path) => {
       const get = await fetch(`${server.url}${path}`);

@@ -101,7 +101,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     return reply.code(404).send({ detail: "Not Found" });
   });
   app.setErrorHandler((error, req, reply) => {
-    const [status, detail] = restError(error);
+    const [status, detail] = restError(error, limits.maxBodyBytes);
     if (status === 500) log.error({ err: error, path: req.url.split("?")[0] }, "request failed");
     if (status === 401) reply.header("www-authenticate", "Bearer");
     return reply.code(status).send({ detail });
@@ -128,6 +128,11 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   );
 
   await app.register(async (trpc) => {
+    // tRPC's adapter knows GET and POST only: a HEAD is answered as the GET, and node:http drops the body.
+    trpc.addHook("onRequest", (req, _reply, done) => {
+      if (req.raw.method === "HEAD") req.raw.method = "GET";
+      done();
+    });
     await trpc.register(fastifyTRPCPlugin, {
       prefix: "/trpc",
       trpcOptions: {
@@ -163,7 +168,7 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 /** FastAPI's answers: 422 for invalid input, 401, 404, 413, 503; anything unexpected is a bare 500. */
-function restError(error: unknown): [number, string] {
+function restError(error: unknown, bodyLimit: number): [number, string] {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation.map((v) => ({
       path: v.instancePath.split("/").filter(Boolean),
@@ -182,7 +187,7 @@ function restError(error: unknown): [number, string] {
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return [413, "Request body is too large"];
+      return [413, `Request body is larger than ${bodyLimit} bytes`];
     case "FST_ERR_CTP_INVALID_JSON_BODY":
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
       return [422, "Request body is not valid JSON"];
