@@ -46,7 +46,10 @@ const t = initTRPC.context<Context>().create({
         ? describeIssues(invalid)
         : error.code === "INTERNAL_SERVER_ERROR"
           ? "Internal server error"
-          : shape.message,
+          : // superjson's input (its meta) nested deeper than the stack: say so, not "Maximum call stack size exceeded".
+            error.code === "BAD_REQUEST" && error.cause instanceof RangeError
+            ? "The input is nested too deeply"
+            : shape.message,
       data: {
         code: shape.data.code,
         httpStatus: shape.data.httpStatus,

@@ -147,3 +147,19 @@ describe("a miss", () => {
     expect(lookup).toHaveBeenCalledTimes(2);
   });
 });
+
+describe("a superjson input nested thousands deep", () => {
+  // (By GET it can't get that deep: the URL is bounded by the 16 KiB header limit, 431.)
+  it("gets 400 with a message that says so, never a stack overflow's", async () => {
+    const meta = `{"values":${"[".repeat(9000)}"undefined"${"]".repeat(9000)}}`;
+    const res = await fetch(`${server.url}/trpc/orders.add`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `{"json":{},"meta":${meta}}`,
+    });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    expect(text).not.toMatch(/call stack/i);
+    expect(text).toMatch(/nested too deeply/);
+  });
+});
