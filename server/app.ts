@@ -3,7 +3,6 @@
 
 import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { sql } from "drizzle-orm";
 import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
@@ -16,7 +15,8 @@ import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
 import { isMissingDatabase } from "./database-errors.ts";
-import { createHttpServer } from "./http/server.ts";
+import { Listener } from "./http/connections.ts";
+import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import type { Context } from "./trpc.ts";
@@ -29,7 +29,7 @@ export interface App {
   readonly metrics: Metrics;
   /** What procedures see; `createCaller(app.context)` calls them in-process. */
   readonly context: Context;
-  /** Stops accepting, lets in-flight requests finish, then closes the pools. */
+  /** Stops accepting, lets in-flight requests finish (within SHUTDOWN_GRACE_SECONDS), then closes the pools. */
   close(): Promise<void>;
 }
 
@@ -37,9 +37,22 @@ export interface App {
 export interface AppOverrides {
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
+  /** Another router and its cache policies, mounted instead of the app's. */
+  api?: HttpOptions["api"];
 }
 
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
+  // The port first: a start that fails here (port in use) has touched neither Valkey nor the database.
+  const listener = await Listener.listen({ port: config.port, host: config.host, limits: config.http });
+  try {
+    return await startServing(listener, config, log, overrides);
+  } catch (error) {
+    await listener.close(0);
+    throw error;
+  }
+}
+
+async function startServing(listener: Listener, config: Config, log: Logger, overrides: AppOverrides): Promise<App> {
   // Names this instance's writes, so its listener can tell them from others' (server/cache/change-log.ts).
   const writer = `dellstore-orders/${randomBytes(6).toString("base64url")}`;
   const database =
@@ -48,8 +61,13 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       timeoutSeconds: config.databaseTimeoutSeconds,
       applicationName: writer,
     }));
-  if (database.kind === "embedded") await prepareEmbedded(database, log);
-  else await checkDatabase(database, config.databaseUrl, log);
+  try {
+    if (database.kind === "embedded") await prepareEmbedded(database, log);
+    else await checkDatabase(database, config.databaseUrl, log);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
 
   const metrics = createMetrics();
   const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
@@ -89,35 +107,44 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
       "no API_TOKEN: anyone who can reach this server can add orders; set API_TOKEN to require a bearer token for writes",
     );
   }
-  const server = createHttpServer({ context, log, limits: config.http });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(config.port, config.host, () => resolve());
-    });
-  } catch (error) {
-    // A start that fails leaves nothing running (no listener, no pools) and has retired nothing.
+  const releaseShared = async () => {
     clearInterval(pruning);
     await changes?.stop();
     await Promise.all([database.close(), cache.close()]);
+  };
+  let http: Awaited<ReturnType<typeof createHttpApp>>;
+  try {
+    http = await createHttpApp({
+      listener,
+      context,
+      log,
+      limits: config.http,
+      allowedHosts: config.http.allowedHosts,
+      api: overrides.api,
+    });
+  } catch (error) {
+    // A start that fails leaves nothing running (no pools, no listener) and has retired nothing.
+    await releaseShared();
     throw error;
   }
-  const { port } = server.address() as AddressInfo;
+  const { port } = listener.address;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
 
   let closing: Promise<void> | undefined;
+  const close = async () => {
+    // Drain first: in-flight requests still need the database and the cache.
+    await listener.close(config.http.shutdownGraceSeconds * 1000);
+    await http.close();
+    await releaseShared();
+  };
   return {
     url,
-    server,
+    server: listener.server,
     database,
     cache,
     metrics,
     context,
-    close: () => {
-      clearInterval(pruning);
-      closing ??= closeApp(server, database, cache, changes);
-      return closing;
-    },
+    close: () => (closing ??= close()),
   };
 }
 
@@ -192,20 +219,4 @@ function missingDatabaseMessage(url: string | undefined, description: string): s
       .join(" ");
   } catch {}
   return `the database ${description} does not exist: create it with \`${createdb}\`, then ${notMigratedHint}`;
-}
-
-async function closeApp(
-  server: Server,
-  database: DatabaseHandle,
-  cache: Cache,
-  changes?: DatabaseChanges,
-): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeIdleConnections();
-  // Keep-alive clients that never go idle get a bounded grace period.
-  const force = setTimeout(() => server.closeAllConnections(), 10_000).unref();
-  await closed;
-  clearTimeout(force);
-  await changes?.stop();
-  await Promise.all([database.close(), cache.close()]);
 }

@@ -64,6 +64,17 @@ const envSchema = z.object({
   MAX_BODY_BYTES: positiveInt.default(64 * 1024),
   HTTP_HEADERS_TIMEOUT_SECONDS: positiveInt.default(10),
   HTTP_REQUEST_TIMEOUT_SECONDS: positiveInt.default(30),
+  ALLOWED_HOSTS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((host) => host.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9.-]+$|^\[?[0-9a-f:]+\]?$/, "must be host names, comma-separated")))
+    .default([]),
+  SHUTDOWN_GRACE_SECONDS: positiveInt.default(10),
 });
 
 export interface Config {
@@ -89,6 +100,10 @@ export interface Config {
     headersTimeoutSeconds: number;
     /** ...and its whole request within this many. */
     requestTimeoutSeconds: number;
+    /** Host names served besides loopback ones while bound to a loopback address (DNS rebinding). */
+    allowedHosts: string[];
+    /** On SIGTERM, in-flight requests get this long to finish before their connections are closed. */
+    shutdownGraceSeconds: number;
   };
 }
 
@@ -120,6 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBodyBytes: e.MAX_BODY_BYTES,
       headersTimeoutSeconds: e.HTTP_HEADERS_TIMEOUT_SECONDS,
       requestTimeoutSeconds: e.HTTP_REQUEST_TIMEOUT_SECONDS,
+      allowedHosts: e.ALLOWED_HOSTS,
+      shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS,
     },
   };
 }

@@ -6,6 +6,7 @@ import type { Database } from "../db/client.ts";
 import type { Queries } from "../db/queries.ts";
 import { bearerMatches } from "./auth.ts";
 import type { DatabaseChanges } from "./cache/database-changes.ts";
+import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
@@ -26,6 +27,8 @@ export interface Context {
   apiToken?: string | undefined;
   /** The request's Authorization header. */
   authorization?: string | undefined;
+  /** What the HTTP hit path found for this request's cached query before it fell through to tRPC (a miss). */
+  prefetched?: Prefetched | undefined;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
 }
@@ -43,7 +46,10 @@ const t = initTRPC.context<Context>().create({
         ? describeIssues(invalid)
         : error.code === "INTERNAL_SERVER_ERROR"
           ? "Internal server error"
-          : shape.message,
+          : // superjson's input (its meta) nested deeper than the stack: say so, not "Maximum call stack size exceeded".
+            error.code === "BAD_REQUEST" && error.cause instanceof RangeError
+            ? "The input is nested too deeply"
+            : shape.message,
       data: {
         code: shape.data.code,
         httpStatus: shape.data.httpStatus,

@@ -1,4 +1,7 @@
-// /openapi.json, generated from the REST routes' zod schemas, and /docs, as FastAPI serves them.
+// /openapi.json, generated from the REST routes' and the tRPC procedures' zod
+// schemas, and /docs, Swagger UI from the plugin's own files, as FastAPI serves them.
+import { readdirSync } from "node:fs";
+import { request } from "node:http";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { describe, expect, it } from "vitest";
 import { useApp } from "./support/app.ts";
@@ -7,33 +10,42 @@ import { useTestDatabase } from "./support/database.ts";
 const db = useTestDatabase("seeded");
 const server = useApp(() => ({ DATABASE_URL: db.url }));
 
-interface Document {
-  paths: Record<
-    string,
-    Record<
-      string,
-      {
-        parameters?: { name: string; schema: unknown }[];
-        requestBody?: {
-          content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> } }>;
-        };
-      }
-    >
-  >;
+interface Operation {
+  parameters?: { name: string; schema?: unknown; content?: Record<string, { schema: unknown; example: unknown }> }[];
+  requestBody?: {
+    content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> }; example?: unknown }>;
+  };
+  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
 }
+interface Document {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+}
+const documentOf = async () => (await (await fetch(`${server.url}/openapi.json`)).json()) as Document;
 
 describe("/openapi.json", () => {
-  it("is a valid OpenAPI 3.1 document of the REST routes", async () => {
+  it("is a valid OpenAPI 3.1 document of the REST routes and every tRPC procedure", async () => {
     const res = await fetch(`${server.url}/openapi.json`);
     expect(res.status).toBe(200);
-    const document = (await res.json()) as Document & { openapi: string };
+    const document = (await res.json()) as Document;
     expect(document.openapi).toBe("3.1.0");
     await SwaggerParser.validate(structuredClone(document) as never);
-    expect(Object.keys(document.paths)).toEqual(["/count", "/add/", "/health", "/metrics"]);
+    expect(Object.keys(document.paths).sort()).toEqual(
+      [
+        "/count",
+        "/add/",
+        "/health",
+        "/metrics",
+        "/trpc/orders.count",
+        "/trpc/orders.monthly",
+        "/trpc/orders.add",
+        "/trpc/customers.summary",
+      ].sort(),
+    );
   });
 
   it("describes the inputs as the routes validate them", async () => {
-    const document = (await (await fetch(`${server.url}/openapi.json`)).json()) as Document;
+    const document = await documentOf();
     expect(document.paths["/count"]?.get?.parameters).toEqual([
       expect.objectContaining({
         name: "customerid",
@@ -45,19 +57,95 @@ describe("/openapi.json", () => {
     expect(body?.properties.orderdate).toMatchObject({ type: "string", pattern: "^\\d{4}-\\d{2}-\\d{2}$" });
     expect(body?.properties.netamount).toMatchObject({ anyOf: [{ type: "number" }, { type: "string" }] });
   });
+
+  it.each(["orders.monthly", "customers.summary", "orders.count"])(
+    "lets a caller without TypeScript call %s from its description: input, output and errors",
+    async (procedure) => {
+      const operation = (await documentOf()).paths[`/trpc/${procedure}`]?.get;
+      const input = operation?.parameters?.find((p) => p.name === "input")?.content?.["application/json"];
+      expect(input?.schema).toMatchObject({ properties: { json: expect.any(Object) }, required: ["json"] });
+      expect(Object.keys(operation?.responses ?? {})).toEqual(expect.arrayContaining(["200", "400", "503"]));
+      // What Swagger UI sends: the example, as JSON, URL-encoded.
+      const res = await fetch(
+        `${server.url}/trpc/${procedure}?input=${encodeURIComponent(JSON.stringify(input?.example))}`,
+      );
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { result: { data: { json: unknown } } };
+      type Described = {
+        properties: {
+          result: { properties: { data: { properties: { json: { properties?: object; items?: object } } } } };
+        };
+      };
+      const schema = operation?.responses["200"]?.content?.["application/json"]?.schema as Described | undefined;
+      const output = schema?.properties.result.properties.data.properties.json ?? {};
+      const data = body.result.data.json;
+      const item = Array.isArray(data) ? data[0] : data;
+      const described = Array.isArray(data)
+        ? (output.items as { properties?: object } | undefined)?.properties
+        : output.properties;
+      expect(Object.keys(item as object).sort()).toEqual(Object.keys(described ?? {}).sort());
+    },
+  );
+
+  it("describes orders.add as a POST with its JSON body", async () => {
+    const operation = (await documentOf()).paths["/trpc/orders.add"]?.post;
+    const body = operation?.requestBody?.content["application/json"];
+    expect(body?.schema).toMatchObject({ properties: { json: { required: ["customerId", "netAmount", "tax"] } } });
+    expect(Object.keys(operation?.responses ?? {})).toEqual(
+      expect.arrayContaining(["200", "400", "401", "404", "415"]),
+    );
+  });
 });
 
 describe("/docs", () => {
-  it("renders Swagger UI from the package's own files, with no CDN", async () => {
-    const page = await fetch(`${server.url}/docs`);
+  it("renders Swagger UI from the package's own files, with no CDN, reading the same document", async () => {
+    const page = await fetch(`${server.url}/docs`, { redirect: "follow" });
     expect(page.headers.get("content-type")).toMatch(/^text\/html/);
     const html = await page.text();
-    expect(html).toContain('url: "/openapi.json"');
-    expect(html).not.toMatch(/https?:\/\//);
-    for (const asset of ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"]) {
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
+    expect(assets.length).toBeGreaterThan(2);
+    for (const asset of assets) {
+      expect(asset).toMatch(/^\/docs\//);
       const res = await fetch(`${server.url}${asset}`);
-      expect(res.status).toBe(200);
-      expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
+      expect(res.status, asset).toBe(200);
+      await res.arrayBuffer();
     }
+    const bundle = await fetch(`${server.url}/docs/static/swagger-ui-bundle.js`);
+    expect((await bundle.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
+    const initializer = await (await fetch(`${server.url}/docs/static/swagger-initializer.js`)).text();
+    expect(initializer).toContain("resolveUrl('./json')");
+    expect(await (await fetch(`${server.url}/docs/json`)).json()).toEqual(await documentOf());
+  });
+
+  it("leaves no file descriptor open after 200 aborted downloads of an asset", async () => {
+    const descriptors = () => readdirSync("/proc/self/fd").length;
+    const { port } = new URL(server.url);
+    const abortOne = () =>
+      new Promise<void>((resolve) => {
+        const req = request({ host: "127.0.0.1", port, path: "/docs/static/swagger-ui-bundle.js" }, (res) => {
+          // The first bytes are here, so the server has the file open: hang up mid-download.
+          res.once("data", () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on("error", () => resolve());
+        req.end();
+      });
+    await abortOne();
+    const before = descriptors();
+    for (let i = 0; i < 200; i++) await abortOne();
+    // The server sees each hang-up asynchronously: wait for its connections to be gone.
+    const idle = async () => {
+      for (;;) {
+        const open = await new Promise<number>((resolve, reject) =>
+          server.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+        );
+        if (open === 0) return;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    await idle();
+    expect(descriptors() - before).toBeLessThan(10);
   });
 });

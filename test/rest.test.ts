@@ -19,7 +19,7 @@ describe("GET /count", () => {
   it.each(["/count", "/count/"])("%s answers the total as an integer", async (path) => {
     const res = await get(path);
     expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
     const text = await res.text();
     expect(text).toBe(`{"count":${await orderCount()}}`);
   });

@@ -1,48 +1,42 @@
-// What procedures declare: `cached` on queries, `invalidates` on mutations.
+// What procedures declare: cached queries by their policy, `invalidates` on mutations.
 //
-//   count: publicProcedure
-//     .input(countOrdersInput)
-//     .use(cached({ tags: (input) => [orderTags.all] }))
-//     .query(...)
+//   count: cachedQuery(countPolicy, ({ ctx, input }) => ...)
 //
-// The input is typed by the procedure's own input parser.
-
+// A cached query is built here, not assembled by hand, so nothing can run
+// before its cache check except what its policy declares (`authorize`), which
+// the HTTP hit path runs too. The cache is read in the resolver: a hit is
+// simply the resolver's return value, no middleware has to end the chain.
 import type { TRPCError, TRPCMiddlewareFunction } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
-import { middlewareMarker } from "@trpc/server/unstable-core-do-not-import";
-import type { Context } from "../trpc.ts";
+import type { z } from "zod";
+import { type Context, publicProcedure } from "../trpc.ts";
+import type { DeclaredPolicy } from "./policy.ts";
+
+export function cachedQuery<TSchema extends z.ZodType, TOutput>(
+  policy: DeclaredPolicy<TSchema>,
+  resolve: (opts: { ctx: Context; input: z.output<TSchema> }) => Promise<TOutput>,
+) {
+  return (
+    publicProcedure
+      // The hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
+      .use(({ ctx, path, next }) => {
+        const prefetched = ctx.prefetched;
+        return prefetched?.procedure === path ? next({ getRawInput: async () => prefetched.raw }) : next();
+      })
+      .input(policy.parser)
+      .query(({ ctx, input: parsed, path }) => {
+        // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
+        const input = parsed as z.output<TSchema>;
+        if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
+        policy.authorize?.(ctx);
+        const { prefetched } = ctx;
+        const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
+        return ctx.cache.read(policy.request(input, ctx), () => resolve({ ctx, input }), prior);
+      })
+  );
+}
 
 type CacheMiddleware<TInput> = TRPCMiddlewareFunction<Context, object, object, object, TInput>;
-
-export interface CachedOptions<TInput> {
-  /** The tags the result depends on. */
-  tags: (input: TInput) => readonly string[];
-  /** Overrides CACHE_TTL_SECONDS for this procedure. */
-  ttlSeconds?: number;
-}
-
-/** Marks a procedure's cached() middleware, so the HTTP fast path can find its declaration. */
-export const cacheDeclaration = Symbol("cacheDeclaration");
-
-export function cached<TInput>({ tags, ttlSeconds }: CachedOptions<TInput>): CacheMiddleware<TInput> {
-  const middleware: CacheMiddleware<TInput> & { [cacheDeclaration]?: CachedOptions<TInput> } = async ({
-    ctx,
-    path,
-    input,
-    next,
-  }) => {
-    const request = { procedure: path, input, tags: tags(input), ttlSeconds, mode: ctx.cacheMode };
-    const data = await ctx.cache.read(request, async () => {
-      const result = await next();
-      if (!result.ok) throw result.error; // errors are never cached
-      return result.data;
-    });
-    // A hit ends the chain here, with the same result the resolver's own middleware returns.
-    return { ok: true, data, marker: middlewareMarker };
-  };
-  middleware[cacheDeclaration] = { tags, ttlSeconds };
-  return middleware;
-}
 
 export interface InvalidatesOptions<TInput> {
   /** The tags the mutation affects; `output` is the resolver's result, undefined if it failed. */

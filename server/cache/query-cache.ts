@@ -40,11 +40,19 @@ export interface ReadRequest {
   mode?: CacheMode;
 }
 
-/** What procedures' middleware uses; QueryCache is the implementation. */
+/** One cache round trip's answer: the entry's key, the tags' current tokens (undefined: bypassed), and the entry's serialized value on a hit. */
+export interface Lookup {
+  key: string;
+  tokens?: string;
+  payload?: string;
+}
+
+/** What cached procedures use; QueryCache is the implementation. */
 export interface Cache {
-  read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T>;
-  /** The current entry's serialized (superjson) value, or undefined: never loads or stores. */
-  peek(request: ReadRequest): Promise<string | undefined>;
+  /** The entry if current, else `load()` (stored under the tokens read before it); `prior` is this request's own earlier lookup, so a miss isn't looked up twice. */
+  read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T>;
+  /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. Never loads or stores. */
+  lookup(request: ReadRequest): Promise<Lookup>;
   /** Gives each tag a new token; resolves false if the store could not be told (the breaker then opens). */
   invalidate(tags: readonly string[]): Promise<boolean>;
   /**
@@ -200,9 +208,9 @@ export class QueryCache implements Cache {
     return true;
   }
 
-  async read<T>(request: ReadRequest, load: () => Promise<T>): Promise<T> {
+  async read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T> {
     const { log, metrics } = this.options;
-    const { key, tokens, payload } = await this.lookup(request);
+    const { key, tokens, payload } = prior ?? (await this.lookup(request));
     if (payload !== undefined) return superjson.parse<T>(payload);
     metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
     log.debug({ key, bypass: tokens === undefined }, "cache miss");
@@ -220,17 +228,7 @@ export class QueryCache implements Cache {
     return this.flights.run(`${key}|${tokens}`, loaded, 500);
   }
 
-  /**
-   * The entry's serialized value (superjson) if the cache holds a current one,
-   * else undefined and nothing else happens: for callers that answer hits
-   * themselves and leave misses to `read` (the HTTP fast path).
-   */
-  async peek(request: ReadRequest): Promise<string | undefined> {
-    return (await this.lookup(request)).payload;
-  }
-
-  /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. */
-  private async lookup(request: ReadRequest): Promise<{ key: string; tokens?: string; payload?: string }> {
+  async lookup(request: ReadRequest): Promise<Lookup> {
     const { prefix, store, log, metrics } = this.options;
     const key = entryKey(prefix, request.procedure, request.input);
     if (this.suspensions.size > 0 || request.mode === "no-store" || this.breaker.state === "down") return { key };

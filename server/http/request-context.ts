@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Prefetched } from "../cache/policy.ts";
 import type { Context } from "../trpc.ts";
 
 /**
@@ -12,10 +13,10 @@ export function bypassesCache(req: IncomingMessage): boolean {
   return header !== undefined && /(?:^|,)\s*no-store\s*(?:,|$)/i.test(header);
 }
 
-/** The request's context: the shared one, or a copy with what this request says (credentials, no-store). */
-export function contextFor(base: Context, req: IncomingMessage): Context {
+/** The request's context: the shared one, or a copy with what this request says (credentials, no-store, the hit path's findings). */
+export function contextFor(base: Context, req: IncomingMessage, prefetched?: Prefetched): Context {
   const { authorization } = req.headers;
   const bypass = bypassesCache(req);
-  if (!authorization && !bypass) return base;
-  return { ...base, authorization, cacheMode: bypass ? "no-store" : base.cacheMode };
+  if (!authorization && !bypass && !prefetched) return base;
+  return { ...base, authorization, prefetched, cacheMode: bypass ? "no-store" : base.cacheMode };
 }

@@ -1,16 +1,19 @@
-// The seed app's HTTP API (FastAPI's GET /count and POST /add/), kept for curl
-// users: its own names validated by its own zod schemas (which /openapi.json
-// describes), then the same tRPC procedures, so it shares their caching and
-// errors; status codes are FastAPI's.
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { TRPCError } from "@trpc/server";
-import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+// The FastAPI tutorial's HTTP API, kept for curl users: its own names
+// validated by its own zod schemas (which /openapi.json describes), then the
+// same tRPC procedures, so it shares their caching and errors; status codes
+// are FastAPI's.
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import superjson from "superjson";
 import { z } from "zod";
-import { customerId, describeIssues, isoDate, money, totalFits } from "../inputs.ts";
+import { customerId, idempotencyKey, isoDate, money, today, totalFits } from "../inputs.ts";
 import { formatCents, maxCents } from "../money.ts";
+import { ordersCount } from "../routers/cache-policies.ts";
 import { createCaller } from "../routers/index.ts";
+import { addOrderInputParser } from "../routers/orders.ts";
 import type { Context } from "../trpc.ts";
-import { BodyError, readJsonBody, sendJson } from "./json.ts";
+import { type HitRoute, invalid, prefetchedFor } from "./hit-path.ts";
+import { contextFor } from "./request-context.ts";
 
 /** A customer id as text, as FastAPI reads an int from a query string (and, leniently, from JSON). */
 const customerIdText = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(customerId);
@@ -20,77 +23,123 @@ export const countQuery = z.object({
 });
 
 export const addBody = z
-  .object({
-    orderdate: isoDate.optional().describe("YYYY-MM-DD; today when left out"),
-    customerid: z.union([customerId, customerIdText], { error: "must be a positive whole number" }),
-    netamount: money.describe("the net amount, at most two decimals"),
-    tax: money,
-  })
+  .object(
+    {
+      orderdate: isoDate.optional().describe("YYYY-MM-DD; today when left out"),
+      customerid: z.union([customerId, customerIdText], { error: "must be a positive whole number" }),
+      netamount: money.describe("the net amount, at most two decimals"),
+      tax: money,
+    },
+    { error: "Request body must be a JSON object" },
+  )
   .refine((order) => totalFits(order.netamount, order.tax), {
     path: ["tax"],
     message: `netamount + tax must not exceed ${formatCents(maxCents)}`,
+    // Only a sum of two valid amounts can be too large; a bad field already has its message.
+    when: (payload) => payload.issues.length === 0,
   });
+
+export const addHeaders = z.object({
+  "idempotency-key": idempotencyKey
+    .optional()
+    .describe(
+      "Any 1 to 128 printable ASCII characters, new for each order. Resent with the same body, it answers as the first time and stores nothing more (kept 24 hours).",
+    ),
+});
 
 export const countResponse = z.object({ count: z.number().int().min(0) });
 export const addResponse = z.object({ updated: z.object({ customer: customerId }) });
 export const errorResponse = z.object({ detail: z.string() });
 
-/** GET /count[?customerid=N]: the orders.count procedure, in the seed's words. */
-export const countRoute = {
-  procedure: "orders.count",
-  /** Throws a ZodError (a 422) for an invalid query. */
-  input(url: URL): { customerId: number } | undefined {
-    const raw = url.searchParams.get("customerid");
-    if (raw === null) return undefined;
-    const { customerid } = countQuery.parse({ customerid: raw });
-    return customerid === undefined ? undefined : { customerId: customerid };
+const failure = (description: string) => errorResponse.describe(description);
+// What Fastify sends for JSON; a hit sends the same.
+const json = "application/json; charset=utf-8";
+
+/** GET /count for the hit path: the same input as the route reads, the same bytes as it sends. */
+const countHits: HitRoute = {
+  policy: ordersCount,
+  input: ({ customerid }) => {
+    if (customerid === undefined) return undefined;
+    const parsed = countQuery.safeParse({ customerid });
+    return parsed.success && parsed.data.customerid !== undefined ? { customerId: parsed.data.customerid } : invalid;
   },
-  body: (result: { count: number }): z.infer<typeof countResponse> => ({ count: result.count }),
+  rendering: {
+    contentType: json,
+    body: (payload) => JSON.stringify({ count: superjson.parse<{ count: number }>(payload).count }),
+  },
 };
+export const restHitRoutes = new Map([
+  ["/count", countHits],
+  ["/count/", countHits],
+]);
 
-export async function getCount(ctx: Context, url: URL, res: ServerResponse): Promise<void> {
-  const result = await createCaller(ctx).orders.count(countRoute.input(url));
-  sendJson(res, 200, countRoute.body(result));
-}
-
-export async function postAdd(
-  ctx: Context,
-  req: IncomingMessage,
-  res: ServerResponse,
-  bodyLimit: number,
-): Promise<void> {
-  const body = await readJsonBody(req, bodyLimit);
-  if (!body || typeof body !== "object" || Array.isArray(body)) {
-    throw new BodyError(422, "Request body must be a JSON object");
+export function restRoutes(app: FastifyInstance, { context }: { context: Context }): void {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  for (const url of ["/count", "/count/"]) {
+    routes.get(
+      url,
+      {
+        schema: {
+          hide: url !== "/count",
+          summary: "Count orders, in all or of one customer",
+          description: "Cached; a hit carries an ETag and answers 304 to If-None-Match. Also at /count/.",
+          querystring: countQuery,
+          response: {
+            200: countResponse.describe("the count"),
+            304: z.null().describe("not modified since the ETag given in If-None-Match"),
+            422: failure("invalid customerid"),
+            503: failure("the database is unavailable"),
+          },
+        },
+      },
+      async (req, reply) => {
+        // A miss: the hit path looked it up already (see restHitRoutes).
+        const { customerid } = req.query;
+        const input = customerid === undefined ? undefined : { customerId: customerid };
+        const ctx = contextFor(context, req.raw, prefetchedFor(req.raw));
+        const { count } = await createCaller(ctx).orders.count(input);
+        return reply.header("content-type", json).send({ count });
+      },
+    );
   }
-  const order = addBody.parse(body);
-  await createCaller(ctx).orders.add({
-    customerId: order.customerid,
-    netAmount: formatCents(order.netamount),
-    tax: formatCents(order.tax),
-    orderDate: order.orderdate,
-    idempotencyKey: singleHeader(req.headers["idempotency-key"]),
-  });
-  sendJson(res, 200, { updated: { customer: order.customerid } } satisfies z.infer<typeof addResponse>);
-}
-
-/** Node joins a repeated header into one string; its type still allows an array. */
-const singleHeader = (value: string | string[] | undefined) => (Array.isArray(value) ? value.join(", ") : value);
-
-/** Answers as FastAPI would, {"detail": "..."} with 422 for invalid input, 401, 404, 503; returns the status. */
-export function sendRestError(res: ServerResponse, error: unknown): number {
-  const [status, detail] = restError(error);
-  sendJson(res, status, { detail }, status === 401 ? { "www-authenticate": "Bearer" } : {});
-  return status;
-}
-
-function restError(error: unknown): [number, string] {
-  if (error instanceof BodyError) return [error.status, error.message];
-  if (error instanceof z.ZodError) return [422, describeIssues(error)];
-  if (!(error instanceof TRPCError)) return [500, "Internal Server Error"];
-  if (error.code === "BAD_REQUEST") {
-    return [422, error.cause instanceof z.ZodError ? describeIssues(error.cause) : error.message];
+  for (const url of ["/add/", "/add"]) {
+    routes.post(
+      url,
+      {
+        schema: {
+          hide: url !== "/add/",
+          summary: "Add an order",
+          description:
+            "Invalidates the cached counts it changes. Also at /add. Needs a bearer token when the server has an API_TOKEN.",
+          security: [{}, { bearer: [] }],
+          body: addBody,
+          headers: addHeaders,
+          response: {
+            200: addResponse.describe("the order was added"),
+            401: failure("a bearer token is needed and was missing or wrong"),
+            404: failure("no such customer"),
+            409: failure("this Idempotency-Key was already used for another order"),
+            413: failure("the body is larger than the limit"),
+            415: failure("the body is not JSON (Content-Type: application/json)"),
+            422: failure("invalid input, naming the field"),
+            503: failure("the database is unavailable"),
+          },
+        },
+      },
+      async (req, reply) => {
+        const order = req.body;
+        // Validated above, money in cents already: the procedure takes it as it is.
+        await createCaller(contextFor(context, req.raw)).orders.add(
+          addOrderInputParser.trusted({
+            customerId: order.customerid,
+            netAmount: order.netamount,
+            tax: order.tax,
+            orderDate: order.orderdate ?? today(),
+            idempotencyKey: req.headers["idempotency-key"],
+          }),
+        );
+        return reply.header("content-type", json).send({ updated: { customer: order.customerid } });
+      },
+    );
   }
-  const status = getHTTPStatusCodeFromError(error);
-  return [status, status >= 500 && status !== 503 ? "Internal Server Error" : error.message];
 }

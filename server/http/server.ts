@@ -1,24 +1,46 @@
-// One node:http server: tRPC under /trpc, the seed's REST routes, and operations.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+// One Fastify app on the listener's node:http server: tRPC under /trpc (with
+// the hit path in front of single GET queries), the FastAPI tutorial's REST
+// routes, operations, and the docs. Every error is {"detail": …} with
+// FastAPI's status codes, except tRPC's own, which keep tRPC's shape.
 import { createRequire } from "node:module";
-import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import superjson from "superjson";
+import type { AnyRouter } from "@trpc/server";
+import { TRPCError } from "@trpc/server";
+import { fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
+import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { DeclaredPolicy } from "../cache/policy.ts";
 import type { Config } from "../config.ts";
+import { describeIssues } from "../inputs.ts";
 import type { Logger } from "../logger.ts";
+import { cachePolicies } from "../routers/cache-policies.ts";
 import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
-import { cacheDeclarations, FastPath } from "./fast-path.ts";
-import { checkHealth } from "./health.ts";
-import { sendJson } from "./json.ts";
+import type { Listener } from "./connections.ts";
+import { checkHealth, healthResponse } from "./health.ts";
+import { HitPath, prefetchedFor } from "./hit-path.ts";
+import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
-import { docsPage, openApiDocument, sendDocsAsset } from "./openapi.ts";
+import { registerDocs } from "./openapi.ts";
 import { contextFor } from "./request-context.ts";
-import { countRoute, getCount, postAdd, sendRestError } from "./rest.ts";
+import { restHitRoutes, restRoutes } from "./rest.ts";
 
 export interface HttpOptions {
+  listener: Listener;
   context: Context;
   log: Logger;
   limits: Config["http"];
+  /** Host names accepted besides loopback ones while bound to a loopback address (DNS rebinding). */
+  allowedHosts: readonly string[];
+  /** The API; tests mount their own router and policies. */
+  api?: { router: AnyRouter; policies: ReadonlyMap<string, DeclaredPolicy> };
 }
 
 // The package's own package.json, through its "exports" (the same from server/ and dist/server/).
@@ -26,126 +48,154 @@ const { version: packageVersion } = createRequire(import.meta.url)("dellstore-or
   version: string;
 };
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+export async function createHttpApp(options: HttpOptions): Promise<FastifyInstance> {
+  const { listener, context, log, limits } = options;
+  const { router, policies } = options.api ?? { router: appRouter, policies: cachePolicies };
+  const checkHosts = isLoopbackAddress(listener.address.address);
+  const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
+  const hostAllowed = (host: string | undefined) => !checkHosts || allowsHost(host, allowedHosts);
+  const hitPath = new HitPath(context, restHitRoutes, policies, hostAllowed);
 
-export function createHttpServer({ context, log, limits }: HttpOptions): Server {
-  const bodyLimit = limits.maxBodyBytes;
-  const trpc = createHTTPHandler({
-    router: appRouter,
-    basePath: "/trpc/",
-    maxBodySize: bodyLimit,
-    maxBatchSize,
-    createContext: ({ req }) => contextFor(context, req),
-    onError({ error, path }) {
-      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
+  let handle: Parameters<Listener["serve"]>[0] | undefined;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // One logger for every request: a child per request costs more than it tells.
+    childLoggerFactory: (logger) => logger,
+    // Requests aren't logged one by one (/metrics counts them); neither is a client hanging up mid-upload.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: limits.maxBodyBytes,
+    exposeHeadRoutes: true,
+    return503OnClosing: false,
+    // As FastAPI: of repeated query parameters, the last one counts.
+    routerOptions: {
+      querystringParser: (query: string) => Object.fromEntries(new URLSearchParams(query)),
+      // tRPC batches name every procedure in the path; the header size limit bounds it anyway.
+      maxParamLength: 8192,
+    },
+    serverFactory: (handler) => {
+      handle = handler;
+      return listener.server;
     },
   });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
 
-  const rest =
-    (handler: Handler): Handler =>
-    async (req, res, url) => {
-      try {
-        await handler(req, res, url);
-      } catch (error) {
-        if (sendRestError(res, error) === 500) log.error({ err: error, path: url.pathname }, "request failed");
-      }
-    };
-  const fastPath = new FastPath(context, cacheDeclarations(appRouter));
-  const openApi = openApiDocument(packageVersion);
-  const count = rest(async (req, res, url) => {
-    const served = await fastPath.serve(req, res, {
-      procedure: countRoute.procedure,
-      rawInput: countRoute.input(url),
-      render: (payload) => JSON.stringify(countRoute.body(superjson.parse<{ count: number }>(payload))),
-    });
-    if (!served) await getCount(contextFor(context, req), url, res);
+  app.addHook("onRequest", (req, reply, done) => {
+    if (!hostAllowed(req.headers.host)) {
+      return void reply
+        .code(421)
+        .send({ detail: "Misdirected Request: this Host is not served here; list it in ALLOWED_HOSTS" });
+    }
+    // A browser sends text/plain, form and multipart bodies cross-site without asking first: writes take JSON only.
+    if (writeMethods.has(req.method) && !isJson(req.headers["content-type"])) {
+      return void reply.code(415).send({ detail: "Unsupported Media Type: send the body as application/json" });
+    }
+    done();
   });
-  // Single GET queries (not batches) may be answered from the cache before tRPC runs.
-  const trpcQuery = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
-    const input = url.searchParams.get("input");
-    const served =
-      req.method === "GET" &&
-      !url.searchParams.has("batch") &&
-      (await fastPath.serve(req, res, {
-        procedure: url.pathname.slice("/trpc/".length),
-        rawInput: input === null ? undefined : superjson.deserialize(JSON.parse(input)),
-        render: (payload) => `{"result":{"data":${payload}}}`,
-        headers: { vary: "trpc-accept, accept" },
-      }));
-    if (!served) trpc(req, res);
-  };
-  const add = rest((req, res) => postAdd(contextFor(context, req), req, res, bodyLimit));
-  const routes: Record<string, Partial<Record<string, Handler>>> = {
-    "/count": { GET: count },
-    "/count/": { GET: count },
-    "/add": { POST: add },
-    "/add/": { POST: add },
-    "/health": {
-      GET: async (_req, res) => {
-        const health = await checkHealth(context);
-        sendJson(res, health.status === "ok" ? 200 : 503, health);
-      },
-    },
-    "/openapi.json": {
-      GET: async (_req, res) => sendJson(res, 200, openApi),
-    },
-    "/docs": {
-      GET: async (_req, res) => {
-        res.writeHead(200, { "content-type": "text/html; charset=utf-8" }).end(docsPage);
-      },
-    },
-    "/metrics": {
-      GET: async (_req, res) => {
-        const { registry } = context.metrics;
-        const body = await registry.metrics();
-        res.writeHead(200, { "content-type": registry.contentType }).end(body);
-      },
-    },
-  };
+  app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split("?")[0] ?? "/";
+    const allowed = ["GET", "HEAD", "POST"].filter((method) => app.hasRoute({ url: path, method }));
+    if (allowed.length > 0)
+      return reply.code(405).header("allow", allowed.join(", ")).send({ detail: "Method Not Allowed" });
+    return reply.code(404).send({ detail: "Not Found" });
+  });
+  app.setErrorHandler((error, req, reply) => {
+    const [status, detail] = restError(error, limits.maxBodyBytes);
+    if (status === 500) log.error({ err: error, path: req.url.split("?")[0] }, "request failed");
+    if (status === 401) reply.header("www-authenticate", "Bearer");
+    return reply.code(status).send({ detail });
+  });
 
-  const server = createServer(
-    {
-      // A client that trickles its headers or body (slowloris) is cut off; idle checks run every second.
-      headersTimeout: limits.headersTimeoutSeconds * 1000,
-      requestTimeout: limits.requestTimeoutSeconds * 1000,
-      connectionsCheckingInterval: 1000,
-      maxHeaderSize: 16 * 1024,
-    },
-    (req, res) => {
-      if (Number(req.headers["content-length"] ?? 0) > bodyLimit) {
-        // Refused before reading a byte of it; the connection goes too, so the body needn't be drained.
-        return sendJson(
-          res,
-          413,
-          { detail: `Request body is larger than ${bodyLimit} bytes` },
-          { connection: "close" },
-        );
-      }
-      const url = requestUrl(req.url);
-      if (!url) return sendJson(res, 400, { detail: "Bad Request" });
-      if (url.pathname === "/trpc" || url.pathname.startsWith("/trpc/"))
-        return void trpcQuery(req, res, url).catch(() => trpc(req, res));
-      const route = routes[url.pathname];
-      if (!route) {
-        if (req.method === "GET" && sendDocsAsset(url.pathname, res)) return;
-        return sendJson(res, 404, { detail: "Not Found" });
-      }
-      const handler = route[req.method ?? "GET"];
-      if (!handler)
-        return sendJson(res, 405, { detail: "Method Not Allowed" }, { allow: Object.keys(route).join(", ") });
-      void handler(req, res, url);
+  await registerDocs(app, packageVersion); // before the routes it documents
+  restRoutes(app, { context });
+  const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
+  app.get(
+    "/health",
+    { schema: { ...health, response: { 200: healthResponse, 503: healthResponse } } },
+    async (_req, reply) => {
+      const state = await checkHealth(context);
+      return reply.code(state.status === "ok" ? 200 : 503).send(state);
     },
   );
-  server.keepAliveTimeout = 5000;
-  return server;
+  app.get(
+    "/metrics",
+    { schema: { summary: "Prometheus metrics (text/plain; version=0.0.4)" } },
+    async (_req, reply) => {
+      const { registry } = context.metrics;
+      return reply.type(registry.contentType).send(await registry.metrics());
+    },
+  );
+
+  await app.register(async (trpc) => {
+    // tRPC's adapter knows GET and POST only: a HEAD is answered as the GET, and node:http drops the body.
+    trpc.addHook("onRequest", (req, _reply, done) => {
+      if (req.raw.method === "HEAD") req.raw.method = "GET";
+      done();
+    });
+    await trpc.register(fastifyTRPCPlugin, {
+      prefix: "/trpc",
+      trpcOptions: {
+        router,
+        maxBatchSize,
+        createContext: ({ req }: { req: FastifyRequest }) => contextFor(context, req.raw, prefetchedFor(req.raw)),
+        onError({ error, path }: { error: TRPCError; path?: string }) {
+          if (error.code === "INTERNAL_SERVER_ERROR")
+            log.error({ err: error.cause ?? error, path }, "procedure failed");
+        },
+      },
+    });
+  });
+  await app.ready();
+  // Requests that arrived while starting waited in the listener until now.
+  const fastify = handle;
+  if (!fastify) throw new Error("Fastify did not hand over its request handler");
+  listener.serve((req, res) => {
+    // Hits of cached GET queries are answered before Fastify routes them; everything else goes straight on.
+    const hit = hitPath.match(req);
+    if (!hit) return fastify(req, res);
+    hitPath.serve(req, res, hit).then(
+      (served) => served || fastify(req, res),
+      () => fastify(req, res),
+    );
+  });
+  return app;
 }
 
-/** The request's URL, or undefined if it isn't one ("//", an absolute form, garbage). */
-function requestUrl(target: string | undefined): URL | undefined {
-  if (!target?.startsWith("/")) return undefined;
-  try {
-    return new URL(`http://localhost${target}`);
-  } catch {
-    return undefined;
+function isJson(contentType: string | undefined): boolean {
+  const media = contentType?.split(";", 1)[0]?.trim().toLowerCase();
+  return media === "application/json";
+}
+
+/** FastAPI's answers: 422 for invalid input, 401, 404, 413, 503; anything unexpected is a bare 500. */
+function restError(error: unknown, bodyLimit: number): [number, string] {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const issues = error.validation.map((v) => ({
+      path: v.instancePath.split("/").filter(Boolean),
+      message: v.message,
+    }));
+    return [422, describeIssues({ issues } as unknown as z.ZodError)];
   }
+  if (error instanceof z.ZodError) return [422, describeIssues(error)];
+  if (error instanceof TRPCError) {
+    if (error.code === "BAD_REQUEST") {
+      return [422, error.cause instanceof z.ZodError ? describeIssues(error.cause) : error.message];
+    }
+    const status = getHTTPStatusCodeFromError(error);
+    return [status, status >= 500 && status !== 503 ? "Internal Server Error" : error.message];
+  }
+  const fastifyError = error as Partial<FastifyError>;
+  switch (fastifyError.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return [413, `Request body is larger than ${bodyLimit} bytes`];
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return [422, "Request body is not valid JSON"];
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return [415, "Unsupported Media Type: send the body as application/json"];
+  }
+  if (error instanceof SyntaxError && fastifyError.statusCode === 400) return [422, "Request body is not valid JSON"];
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return [status, fastifyError.message ?? "Bad Request"];
+  return [500, "Internal Server Error"];
 }

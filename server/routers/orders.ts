@@ -1,12 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import { TRPCError } from "@trpc/server";
 import { type AddOrderResult, addOrder } from "../../db/add-order.ts";
-import { cached, invalidates } from "../cache/middleware.ts";
+import { cachedQuery, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
-import { addOrderInput, countOrdersInput, yearInput } from "../inputs.ts";
+import { addOrderInput } from "../inputs.ts";
 import { formatCents } from "../money.ts";
-import { publicProcedure, router, writeProcedure } from "../trpc.ts";
-import { orderTags, tagsOfOrder } from "./tags.ts";
+import { parseOnce } from "../parse-once.ts";
+import { router, writeProcedure } from "../trpc.ts";
+import { ordersCount, ordersMonthly } from "./cache-policies.ts";
+import { tagsOfOrder } from "./tags.ts";
 
 // Years before 1000 need their leading zeros, or PostgreSQL reads "12-01-01" as 2012.
 const yyyy = (year: number) => String(year).padStart(4, "0");
@@ -15,36 +17,29 @@ const yyyy = (year: number) => String(year).padStart(4, "0");
 const fingerprint = (order: Record<string, string | number>) =>
   createHash("sha256").update(JSON.stringify(order)).digest("base64url");
 
+/** orders.add's input; the REST route hands over the order it validated itself (money already in cents). */
+export const addOrderInputParser = parseOnce(addOrderInput);
+
 export const ordersRouter = router({
-  count: publicProcedure
-    .input(countOrdersInput)
-    .use(
-      cached({
-        tags: (input) => [input?.customerId === undefined ? orderTags.all : orderTags.customer(input.customerId)],
-      }),
-    )
-    .query(async ({ ctx: { queries }, input }) => {
-      const [row] =
-        input?.customerId === undefined
-          ? await queries.countOrders.execute()
-          : await queries.countCustomerOrders.execute({ customerId: input.customerId });
-      return { count: row?.count ?? 0 };
-    }),
+  count: cachedQuery(ordersCount, async ({ ctx: { queries }, input }) => {
+    const [row] =
+      input?.customerId === undefined
+        ? await queries.countOrders.execute()
+        : await queries.countCustomerOrders.execute({ customerId: input.customerId });
+    return { count: row?.count ?? 0 };
+  }),
 
   /** Orders and revenue per month of one year, from the monthly aggregates. */
-  monthly: publicProcedure
-    .input(yearInput)
-    .use(cached({ tags: ({ year }) => [orderTags.year(year)], ttlSeconds: 600 }))
-    .query(({ ctx: { queries }, input: { year } }) =>
-      queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
-    ),
+  monthly: cachedQuery(ordersMonthly, ({ ctx: { queries }, input: { year } }) =>
+    queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
+  ),
 
   /**
    * Stores the order with its idempotency key (the caller's, or a fresh one) in
    * one transaction bound to the request's deadline: see db/add-order.ts.
    */
   add: writeProcedure
-    .input(addOrderInput)
+    .input(addOrderInputParser.parser)
     .use(invalidates({ tags: (input) => tagsOfOrder(input) }))
     .mutation(async ({ ctx: { db, deadline }, input }) => {
       const order = {

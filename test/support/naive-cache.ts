@@ -4,7 +4,7 @@
 import type { Valkey } from "iovalkey";
 import superjson from "superjson";
 import { entryKey } from "../../server/cache/keys.ts";
-import type { Cache, ReadRequest } from "../../server/cache/query-cache.ts";
+import type { Cache, Lookup, ReadRequest } from "../../server/cache/query-cache.ts";
 
 export class NaiveCache implements Cache {
   readonly status = "up";
@@ -27,8 +27,9 @@ export class NaiveCache implements Cache {
     return value;
   }
 
-  async peek(request: ReadRequest): Promise<string | undefined> {
-    return (await this.client.get(entryKey(this.prefix, request.procedure, request.input))) ?? undefined;
+  async lookup(request: ReadRequest): Promise<Lookup> {
+    const key = entryKey(this.prefix, request.procedure, request.input);
+    return { key, payload: (await this.client.get(key)) ?? undefined };
   }
 
   async invalidate(tags: readonly string[]): Promise<boolean> {

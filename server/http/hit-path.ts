@@ -1,0 +1,138 @@
+// Answers hits of cached GET queries as soon as a request arrives, before
+// Fastify routes it, from the procedures' declared cache policies: the same
+// input parse, the same authorization check, the same entry (checked by its
+// tags' tokens), rendered as the bytes the normal path sends, with an ETag for
+// conditional requests. Anything else goes on to Fastify; a miss carries what
+// was found (its parsed input and its lookup), so it neither parses nor looks
+// up twice. Only the request's Host is checked here first (the one check
+// Fastify makes on every request before a route); writes never come here.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import superjson from "superjson";
+import type { DeclaredPolicy, Prefetched } from "../cache/policy.ts";
+import type { Context } from "../trpc.ts";
+import { bypassesCache, contextFor } from "./request-context.ts";
+
+export interface Rendering {
+  /** The response body, from the entry's serialized (superjson) value. */
+  body: (payload: string) => string;
+  contentType: string;
+  headers?: Record<string, string>;
+}
+
+/** A GET route whose hits this path may answer: its procedure, and how it reads the input from the query. */
+export interface HitRoute {
+  policy: DeclaredPolicy;
+  /** The raw input from the query parameters; undefined input is valid, `invalid` leaves the request to the route. */
+  input(query: Record<string, string>): unknown | typeof invalid;
+  rendering: Rendering;
+}
+
+export const invalid = Symbol("invalid");
+
+const trpcRendering: Rendering = {
+  contentType: "application/json",
+  body: (payload) => `{"result":{"data":${payload}}}`,
+  headers: { vary: "trpc-accept, accept" },
+};
+
+const found = new WeakMap<IncomingMessage, Prefetched>();
+
+/** What the hit path found for this request, if it was a miss. */
+export function prefetchedFor(req: IncomingMessage): Prefetched | undefined {
+  return found.get(req);
+}
+
+export class HitPath {
+  constructor(
+    private readonly context: Context,
+    private readonly routes: ReadonlyMap<string, HitRoute>,
+    private readonly policies: ReadonlyMap<string, DeclaredPolicy>,
+    private readonly hostAllowed: (host: string | undefined) => boolean,
+  ) {}
+
+  /** The route this request may be a hit of, or undefined: decided without waiting. */
+  match(req: IncomingMessage): { route: HitRoute; query: Record<string, string> } | undefined {
+    if (req.method !== "GET" || !this.hostAllowed(req.headers.host) || bypassesCache(req)) return undefined;
+    const target = req.url ?? "/";
+    const mark = target.indexOf("?");
+    const path = mark === -1 ? target : target.slice(0, mark);
+    // As FastAPI, of repeated parameters the last one counts.
+    const query = mark === -1 ? {} : Object.fromEntries(new URLSearchParams(target.slice(mark + 1)));
+    const route = this.routes.get(path) ?? this.trpcRoute(path, query);
+    return route && { route, query };
+  }
+
+  /** Sends the cached response and returns true; or returns false and leaves the request to Fastify. */
+  async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    { route, query }: { route: HitRoute; query: Record<string, string> },
+  ): Promise<boolean> {
+    const { policy, rendering } = route;
+    const raw = route.input(query);
+    if (raw === invalid) return false; // the route says what is wrong
+    const ctx = contextFor(this.context, req);
+    try {
+      policy.authorize?.(ctx);
+    } catch {
+      return false; // the procedure refuses it, in its own words
+    }
+    const parsed = policy.parse(raw);
+    if (!parsed) return false; // the procedure reports what is wrong
+    const stop = ctx.metrics.procedureDuration.startTimer({ procedure: policy.procedure, type: "query" });
+    let lookup: Awaited<ReturnType<Context["cache"]["lookup"]>>;
+    try {
+      lookup = await ctx.cache.lookup(policy.request(parsed.input, ctx));
+    } catch {
+      return false;
+    }
+    const { payload, tokens } = lookup;
+    if (payload === undefined || tokens === undefined) {
+      found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup });
+      return false;
+    }
+    // The tags' tokens name this entry's version: any write it depends on changes them.
+    const etag = `"${tokens.replaceAll(",", "/")}"`;
+    if (matches(req.headers["if-none-match"], etag)) res.writeHead(304, { etag, ...rendering.headers }).end();
+    else {
+      const body = rendering.body(payload);
+      res
+        .writeHead(200, {
+          "content-type": rendering.contentType,
+          "content-length": Buffer.byteLength(body),
+          etag,
+          ...rendering.headers,
+        })
+        .end(body);
+    }
+    stop({ outcome: "ok" });
+    return true;
+  }
+
+  /** A single (not batched) tRPC query of a cached procedure. */
+  private trpcRoute(path: string, query: Record<string, string>): HitRoute | undefined {
+    if (!path.startsWith("/trpc/") || query.batch !== undefined) return undefined;
+    const policy = this.policies.get(path.slice("/trpc/".length));
+    if (!policy) return undefined;
+    return {
+      policy,
+      rendering: trpcRendering,
+      input: ({ input }) => {
+        if (input === undefined) return undefined;
+        try {
+          return superjson.deserialize(JSON.parse(input));
+        } catch {
+          return invalid; // tRPC says what is wrong with it
+        }
+      },
+    };
+  }
+}
+
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.split(",").some((candidate) => {
+    const tag = candidate.trim();
+    return tag === "*" || tag === etag || tag === `W/${etag}`;
+  });
+}

@@ -1,0 +1,165 @@
+// The HTTP layer's edges: writes take JSON only (cross-site forms can't
+// write), HEAD answers every GET, the last of repeated query parameters wins,
+// the Host header is checked while bound to loopback, and a cache miss costs
+// one cache round trip and one input parse.
+import { request } from "node:http";
+import superjson from "superjson";
+import { afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { ordersCount } from "../server/routers/cache-policies.ts";
+import { startTestApp, useApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { cachePrefix } from "./support/valkey.ts";
+
+const db = useTestDatabase("seeded");
+const server = useApp(() => ({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() }));
+beforeAll(async () => {
+  expect(await server.app.cache.ready(5000)).toBe(true);
+});
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+const orderCount = async () => (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders`)[0]?.n;
+const customerCount = async (id: number) =>
+  (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${id}`)[0]?.n;
+
+describe("writes whose body isn't JSON", () => {
+  const restBody = '{"customerid":1,"netamount":1,"tax":0}';
+  const trpcBody = JSON.stringify({ json: { customerId: 1, netAmount: 1, tax: 0 } });
+  const form = new FormData();
+  form.set("customerid", "1");
+  it.each([
+    ["text/plain", "/add/", restBody, { "content-type": "text/plain" }],
+    ["a form", "/add", "customerid=1&netamount=1&tax=0", { "content-type": "application/x-www-form-urlencoded" }],
+    ["no content type", "/add/", restBody, {}],
+    ["text/plain", "/trpc/orders.add", trpcBody, { "content-type": "text/plain;charset=UTF-8" }],
+    ["a form", "/trpc/orders.add", "json=1", { "content-type": "application/x-www-form-urlencoded" }],
+  ])("%s to %s → 415 {detail}, nothing stored", async (_, path, body, headers) => {
+    const before = await orderCount();
+    const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body });
+    expect(res.status).toBe(415);
+    expect(Object.keys((await res.json()) as object)).toEqual(["detail"]);
+    expect(await orderCount()).toBe(before);
+  });
+
+  it.each(["/add/", "/trpc/orders.add"])("multipart to %s → 415, nothing stored", async (path) => {
+    const before = await orderCount();
+    const res = await fetch(`${server.url}${path}`, { method: "POST", body: form });
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.status).toBe(415);
+    expect(await orderCount()).toBe(before);
+  });
+
+  it("takes JSON with a charset", async () => {
+    const res = await fetch(`${server.url}/add/`, {
+      method: "POST",
+      headers: { "content-type": "application/json; charset=utf-8" },
+      body: restBody,
+    });
+    expect(res.status).toBe(200);
+  });
+});
+
+describe("HEAD", () => {
+  it.each(["/count", "/count/", "/health", "/metrics", "/openapi.json", "/docs/json", "/trpc/orders.count"])(
+    "answers HEAD %s as GET, without a body",
+    async (path) => {
+      const get = await fetch(`${server.url}${path}`);
+      const head = await fetch(`${server.url}${path}`, { method: "HEAD" });
+      expect(head.status).toBe(get.status);
+      expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+      expect(await head.text()).toBe("");
+    },
+  );
+});
+
+describe("repeated query parameters", () => {
+  it("take the last value, as FastAPI does", async () => {
+    const res = await fetch(`${server.url}/count?customerid=1&customerid=2`, {
+      headers: { "cache-control": "no-store" },
+    });
+    expect(await res.json()).toEqual({ count: await customerCount(2) });
+  });
+});
+
+describe("the Host header while bound to 127.0.0.1", () => {
+  const withHost = (host: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const { port } = new URL(server.url);
+      const req = request({ host: "127.0.0.1", port, path: "/count", headers: { host } }, (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end();
+    });
+
+  it.each(["attacker.example", "attacker.example:8000", "127.0.0.1.nip.io"])(
+    "refuses %s (DNS rebinding) with 421 {detail}",
+    async (host) => {
+      const { status, body } = await withHost(host);
+      expect(status).toBe(421);
+      expect(Object.keys(JSON.parse(body) as object)).toEqual(["detail"]);
+    },
+  );
+
+  it.each(["localhost", "localhost:8000", "127.0.0.1:1234", "[::1]:80", "LOCALHOST"])("serves %s", async (host) => {
+    expect((await withHost(host)).status).toBe(200);
+  });
+
+  it("serves the names listed in ALLOWED_HOSTS", async () => {
+    const listed = await startTestApp({ DATABASE_URL: db.url, ALLOWED_HOSTS: "orders.internal, api.example" });
+    try {
+      const { port } = new URL(listed.url);
+      const get = (host: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request({ host: "127.0.0.1", port, path: "/health", headers: { host } }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      expect(await get("orders.internal:8000")).toBe(200);
+      expect(await get("api.example")).toBe(200);
+      expect(await get("other.example")).toBe(421);
+    } finally {
+      await listed.close();
+    }
+  });
+});
+
+describe("a miss", () => {
+  it.each([
+    ["REST", (id: number) => `/count?customerid=${id}`],
+    ["tRPC", (id: number) => `/trpc/orders.count?input=${encodeURIComponent(superjson.stringify({ customerId: id }))}`],
+  ])("over %s makes one cache lookup and parses its input once", async (_, path) => {
+    const lookup = vi.spyOn(server.app.cache, "lookup");
+    const parse = vi.spyOn(ordersCount.input, "parse");
+    const safeParse = vi.spyOn(ordersCount.input, "safeParse");
+    const id = 80 + Math.floor(Math.random() * 1000);
+    const res = await fetch(`${server.url}${path(id)}`);
+    expect(res.status).toBe(200);
+    expect(lookup).toHaveBeenCalledTimes(1);
+    expect(parse.mock.calls.length + safeParse.mock.calls.length).toBe(1);
+    const hit = await fetch(`${server.url}${path(id)}`);
+    expect(hit.headers.get("etag")).not.toBeNull();
+    expect(lookup).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("a superjson input nested thousands deep", () => {
+  // (By GET it can't get that deep: the URL is bounded by the 16 KiB header limit, 431.)
+  it("gets 400 with a message that says so, never a stack overflow's", async () => {
+    const meta = `{"values":${"[".repeat(9000)}"undefined"${"]".repeat(9000)}}`;
+    const res = await fetch(`${server.url}/trpc/orders.add`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `{"json":{},"meta":${meta}}`,
+    });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    expect(text).not.toMatch(/call stack/i);
+    expect(text).toMatch(/nested too deeply/);
+  });
+});
