@@ -45,7 +45,7 @@ describe("Idempotency-Key on POST /add/", () => {
     for (const key of ["k".repeat(129), "tab\there"]) {
       const res = await postAdd({ customerid: 22, netamount: 1, tax: 1 }, key);
       expect(res.status).toBe(422);
-      expect(await res.json()).toEqual({ detail: expect.stringMatching(/idempotencyKey/) });
+      expect(await res.json()).toEqual({ detail: expect.stringMatching(/^idempotency-key: /) });
     }
     expect(await storedOrders(22)).toEqual([]);
   });
