@@ -137,7 +137,10 @@ it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut a
     return r.value < (base.get(r.customer) ?? 0) + acknowledged;
   });
   // Memory and handles: no growth trend. Resident memory saws up and down with garbage collection, so
-  // the median of the last third is compared with the median of the first (after a warm-up).
+  // the median of the last third is compared with the median of the first (after a warm-up). V8 keeps
+  // growing its old space for a minute or so before it settles (+10 to +40 % seen on a healthy server;
+  // flat over six further rounds of load in a longer run), so growth up to half is allowed: a leak of a
+  // kilobyte per request (about 100 MB over this run) still fails it.
   const third = Math.floor(samples.length / 3);
   const median = (part: typeof samples, key: "rss" | "fds") => {
     const sorted = part.map((s) => s[key]).sort((a, b) => a - b);
@@ -155,7 +158,7 @@ it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut a
   expect(stale).toEqual([]);
   expect(reads.length).toBeGreaterThan(seconds * 100);
   expect(writes.length).toBeGreaterThan(seconds * 10);
-  expect(median(late, "rss")).toBeLessThan(median(early, "rss") * 1.3);
+  expect(median(late, "rss")).toBeLessThan(median(early, "rss") * 1.5);
   expect(median(late, "fds")).toBeLessThanOrEqual(median(early, "fds") + 5);
 
   // Recovered by itself: nothing was restarted.

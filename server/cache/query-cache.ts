@@ -95,6 +95,8 @@ export interface QueryCacheOptions {
 export class QueryCache implements Cache {
   private readonly breaker: Breaker;
   private readonly flights = new SingleFlight();
+  /** Lookups of one entry share a round trip, never one sent before they arrived (see lookup). */
+  private readonly lookups = new SingleFlight();
   /** Why reads must bypass the cache for now, besides the breaker (e.g. lost change notifications). */
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
@@ -229,20 +231,30 @@ export class QueryCache implements Cache {
   }
 
   async lookup(request: ReadRequest): Promise<Lookup> {
-    const { prefix, store, log, metrics } = this.options;
+    const { prefix, log, metrics } = this.options;
     const key = entryKey(prefix, request.procedure, request.input);
     if (this.suspensions.size > 0 || request.mode === "no-store" || this.breaker.state === "down") return { key };
+    // Concurrent lookups of one entry share one round trip, and only one sent after they arrived:
+    // a write acknowledged before a lookup arrived has bumped its tags before that round trip reads
+    // them. Under load, a hot entry then costs a round trip per wave of requests, not per request.
+    const found = await this.lookups.runFresh(key, () => this.fetchEntry(key, request));
+    if (found.payload !== undefined) {
+      metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
+      log.debug({ key }, "cache hit");
+    }
+    return found;
+  }
+
+  /** Reads the tags' tokens and the entry in one round trip; a hit is an entry stored under exactly these tokens. */
+  private async fetchEntry(key: string, request: ReadRequest): Promise<Lookup> {
+    const { prefix, store } = this.options;
     try {
       const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();
       const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
       const tokens = (await this.currentTokens(tagKeys, values, ttlSeconds)).join(",");
-      if (entry?.startsWith(`${tokens}\n`)) {
-        metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
-        log.debug({ key }, "cache hit");
-        return { key, tokens, payload: entry.slice(tokens.length + 1) };
-      }
+      if (entry?.startsWith(`${tokens}\n`)) return { key, tokens, payload: entry.slice(tokens.length + 1) };
       return { key, tokens };
     } catch (error) {
       if (!(error instanceof CacheUnavailable)) throw error;
