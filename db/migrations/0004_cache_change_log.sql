@@ -67,9 +67,11 @@ BEGIN
 END;
 $$;
 --> statement-breakpoint
--- The customers triggers (migration 0002) go through cache.changed() too, so
--- their invalidations are logged and replayed like the orders triggers'.
-CREATE OR REPLACE FUNCTION customers_notify_cache() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A customer row's existence is part of what customers.summary answers (its
+-- absence is NOT_FOUND), so a statement that removes, renumbers or adds
+-- customers logs and names their orders:customer:<id> tags, as the orders
+-- triggers do. Changes to other columns answer nothing cached.
+CREATE FUNCTION customers_notify_cache() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   ids integer[];
 BEGIN
@@ -92,3 +94,15 @@ BEGIN
   RETURN NULL;
 END;
 $$;
+--> statement-breakpoint
+CREATE TRIGGER customers_notify_insert AFTER INSERT ON customers
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION customers_notify_cache();
+--> statement-breakpoint
+CREATE TRIGGER customers_notify_update AFTER UPDATE ON customers
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION customers_notify_cache();
+--> statement-breakpoint
+CREATE TRIGGER customers_notify_delete AFTER DELETE ON customers
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION customers_notify_cache();
+--> statement-breakpoint
+CREATE TRIGGER customers_notify_truncate AFTER TRUNCATE ON customers
+  FOR EACH STATEMENT EXECUTE FUNCTION customers_notify_cache();
