@@ -139,8 +139,9 @@ it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut a
   // Memory and handles: no growth trend. Resident memory saws up and down with garbage collection and
   // V8 grows its heap for a minute or so before it settles, so what must not grow is the floor: the
   // lowest sample of the last third (what survived collection) against the median of the first third
-  // (after a warm-up), with room for that warm-up. A leak of a kilobyte per request (about 100 MB over
-  // this run) still fails it; a longer run with wrk stayed flat at 174–188 MB over six rounds.
+  // (after a warm-up), with room for that warm-up: half as much again, or V8's usual size under this
+  // load (a longer run with wrk stayed flat at 174–188 MB over six rounds, this one settles near 200).
+  // A leak of a kilobyte per request (about 60 MB by the last third, on top of that size) fails it.
   const third = Math.floor(samples.length / 3);
   const median = (part: typeof samples, key: "rss" | "fds") => {
     const sorted = part.map((s) => s[key]).sort((a, b) => a - b);
@@ -158,7 +159,7 @@ it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut a
   expect(stale).toEqual([]);
   expect(reads.length).toBeGreaterThan(seconds * 100);
   expect(writes.length).toBeGreaterThan(seconds * 10);
-  expect(Math.min(...late.map((s) => s.rss))).toBeLessThan(median(early, "rss") * 1.5);
+  expect(Math.min(...late.map((s) => s.rss))).toBeLessThan(Math.max(median(early, "rss") * 1.5, 240));
   expect(median(late, "fds")).toBeLessThanOrEqual(median(early, "fds") + 5);
 
   // Recovered by itself: nothing was restarted.
