@@ -135,6 +135,7 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
             netAmount: order.netamount,
             tax: order.tax,
             orderDate: order.orderdate ?? today(),
+            dateGiven: order.orderdate !== undefined,
             idempotencyKey: req.headers["idempotency-key"],
           }),
         );
