@@ -7,7 +7,7 @@ import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { migrationState, notMigratedHint } from "../db/migration-state.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
-import { Applier } from "./cache/applier.ts";
+import { Applier, type ApplierOptions } from "./cache/applier.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
@@ -34,6 +34,8 @@ export interface App {
 export interface AppOverrides {
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
+  /** The change applier's timings and test seams. */
+  applier?: Partial<Pick<ApplierOptions, "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
   /** Another router and its cache policies, mounted instead of the app's. */
   api?: HttpOptions["api"];
 }
@@ -73,6 +75,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
           storeId: cache.storeId,
           log,
           metrics,
+          ...overrides.applier,
         })
       : undefined;
   applier?.start();

@@ -213,7 +213,7 @@ export class Applier {
       this.lose(error);
     }
     if (!this.stopped) {
-      this.electionTimer = setTimeout(() => void this.elect(), this.options.electionMs ?? 500).unref();
+      this.electionTimer = setTimeout(() => void this.elect(), this.options.electionMs ?? 250).unref();
     }
   }
 
