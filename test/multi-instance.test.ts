@@ -218,7 +218,7 @@ describe("three instances, one truth", () => {
     expect(impossible).toEqual([]);
     const [{ n: total } = { n: 0 }] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders`;
     expect(total).toBe((base.get("all") ?? 0) + writes.length);
-  });
+  }, 120_000);
 
   it("keep the cache warm through a rolling restart under read load: ≥ 90 % hits, no epoch bump", async () => {
     // Enough keys that retiring them all shows: every entry would be missed again after each restart.
