@@ -176,13 +176,15 @@ describe("a session left idle in transaction", () => {
       const outages = await metric(server, "cache_changes_outages_total");
       // What every applier has applied is pruned, the idle transaction notwithstanding.
       await expect
-        .poll(async () => (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM cache.change_log`)[0]?.n)
+        .poll(async () => (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM cache.change_log`)[0]?.n, {
+          timeout: 15_000,
+        })
         .toBeLessThan(100);
       for (let round = 0; round < 5; round++) {
         const value = await warm(server, 96);
         const result = await run("psql", [db.url, "-qc", insertSql(96)]);
         expect(result.code, result.stderr).toBe(0);
-        await expect.poll(() => count(server, 96), { interval: 5, timeout: 1000 }).toBe(value + 1);
+        await expect.poll(() => count(server, 96), { interval: 5, timeout: 2000 }).toBe(value + 1);
       }
       expect(await metric(server, "cache_changes_outages_total")).toBe(outages);
       expect(await health(server)).toMatchObject({ cache: "up", changes: "up" });
