@@ -3,9 +3,9 @@
 // else's, is also logged by triggers in the writing transaction (migration
 // 0005), and one applier per cache store, elected with a PostgreSQL advisory
 // lock, applies the log: each pass reads the changes committed since its last
-// snapshot, bumps each distinct tag once, records the new snapshot in the
-// store ("covered") and then in PostgreSQL (which lets it prune the log), and
-// sweeps expired idempotency keys. Writes made outside the app wake it with a
+// snapshot, bumps each distinct tag once and records the new snapshot in the
+// store ("covered"); about once a second it also registers it in PostgreSQL
+// (which lets it prune the log) and sweeps expired idempotency keys. Writes made outside the app wake it with a
 // payload-less notification; with nothing to wake it, it still passes every
 // `passMs`.
 //
@@ -38,6 +38,8 @@ export const wakeChannel = "cache_wake";
 /** How long a store may go without a pass before the log rows it hasn't applied may be pruned. */
 export const retentionSeconds = 15 * 60;
 const coveredName = "changes:covered";
+/** Passes per registration of the covered snapshot in PostgreSQL (with pruning and sweeping). */
+const bookkeepingEvery = 10;
 /** Tags per store command when a pass has many. */
 const bumpChunk = 1000;
 
@@ -306,7 +308,8 @@ export class Applier {
       this.passes++;
       const covered: Covered = { snapshot: changes.snapshot, pass: `${this.instance}.${this.passes}` };
       await store.set(coveredName, JSON.stringify(covered), 2 * retentionSeconds);
-      await session.afterPass(storeId, changes.snapshot);
+      // The registration, pruning and sweeping need no haste: about once a second, off the wake-up's path.
+      if (this.passes % bookkeepingEvery === 1) await session.afterPass(storeId, changes.snapshot);
       this.covered = changes.snapshot;
       this.storeFailingSince = undefined;
       metrics.applierPasses.inc();
