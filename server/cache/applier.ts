@@ -15,9 +15,10 @@
 // - watches the covered record: while no pass has advanced it for
 //   `staleAfterMs` (no applier, or one that can't reach the store), reads
 //   bypass the cache, so a write made outside the app is never hidden longer;
-// - tries to take the applier's lock every `electionMs`, so when the applier's
-//   process dies (PostgreSQL releases its lock with its session), another
-//   takes over within that.
+// - tries to take the applier's lock every `electionMs`, and at once when a
+//   write made outside the app wakes it, so when the applier's process dies
+//   (PostgreSQL releases its lock with its session) another takes over within
+//   that, and a change made meanwhile waits for no timer.
 // Appliers never trust each other's bookkeeping beyond the covered snapshot,
 // so two at once (one that lost its session and doesn't know yet) only bump
 // some tags twice.
@@ -94,6 +95,7 @@ export class Applier {
   private electionTimer: NodeJS.Timeout | undefined;
   private monitorTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private standing = false;
   private again = false;
   /** Until when this instance doesn't stand for election (it stepped down: it couldn't reach the store). */
   private abstainUntil = 0;
@@ -172,9 +174,8 @@ export class Applier {
     let seen: string | null;
     try {
       seen = await cache.viaBreaker.get(coveredName);
-    } catch (error) {
-      if (error instanceof CacheUnavailable) return; // reads bypass the store anyway
-      throw error;
+    } catch {
+      return; // the store is down (reads bypass it anyway): staleness is judged once it answers
     }
     const now = performance.now();
     if (seen !== this.lastSeen) {
@@ -205,17 +206,23 @@ export class Applier {
 
   /** Stands for election: takes the lock if nobody holds it, then leads until its session ends. */
   private async elect(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      if (performance.now() >= this.abstainUntil) {
-        const session = await this.connect();
-        if (!this.leading && (await session.tryLock(this.options.storeId))) this.lead();
-      }
-    } catch (error) {
-      this.lose(error);
-    }
+    await this.stand();
     if (!this.stopped) {
       this.electionTimer = setTimeout(() => void this.elect(), this.options.electionMs ?? 250).unref();
+    }
+  }
+
+  /** One attempt at the lock (one at a time). */
+  private async stand(): Promise<void> {
+    if (this.stopped || this.standing || performance.now() < this.abstainUntil) return;
+    this.standing = true;
+    try {
+      const session = await this.connect();
+      if (!this.leading && (await session.tryLock(this.options.storeId))) this.lead();
+    } catch (error) {
+      this.lose(error);
+    } finally {
+      this.standing = false;
     }
   }
 
@@ -271,8 +278,10 @@ export class Applier {
   /** A write made outside the app committed: pass now (or right after the running pass). */
   private wake(): void {
     this.options.metrics.wakes.inc();
-    if (!this.leading) return;
-    if (this.running) this.again = true;
+    // Every instance hears writes made outside the app: one that isn't the applier stands at once, so a
+    // change made while the applier is gone (stopped, killed) waits for no election timer.
+    if (!this.leading) void this.stand();
+    else if (this.running) this.again = true;
     else this.schedule(0);
   }
 
@@ -331,7 +340,8 @@ export class Applier {
     this.leading = false;
     this.storeFailingSince = undefined;
     metrics.applier.set(0);
-    this.abstainUntil = performance.now() + 2 * this.staleAfterMs;
+    // Long enough for an instance that reaches the store to take the lock; short, if none does.
+    this.abstainUntil = performance.now() + this.staleAfterMs / 2;
     log.warn("the change applier can't reach the cache store: stepping down for another instance");
     await session.unlock(storeId).catch((error: unknown) => this.lose(error));
   }
@@ -420,12 +430,12 @@ async function serverSession(
   let listening = false;
   return {
     tryLock: async (storeId) => {
-      const [row] = await sql<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
-      if (row?.locked && !listening) {
+      if (!listening) {
         await sql.unsafe(`LISTEN ${wakeChannel}`);
         listening = true;
       }
+      const [row] = await sql<{ locked: boolean }[]>`
+        SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
       return row?.locked === true;
     },
     unlock: async (storeId) => {
