@@ -1,8 +1,14 @@
 // npm start: the service, configured from the environment.
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
+import { scriptArgs } from "../db/script.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
+
+scriptArgs(
+  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). Stops on SIGTERM or SIGINT.',
+  {},
+);
 
 let config: ReturnType<typeof loadConfig>;
 try {
