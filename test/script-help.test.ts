@@ -27,5 +27,7 @@ it.each(answering)("`npm run %s -- --help` prints its usage and does nothing els
   expect(result.code, result.stderr).toBe(0);
   // tsc says "COMMON COMMANDS"; the others, "usage".
   expect(result.stdout).toMatch(/usage|common commands/i);
-  expect(result.stdout + result.stderr).not.toMatch(/ECONNREFUSED|^migrated |^generated customers|Test Files|vitest: \d/m);
+  expect(result.stdout + result.stderr).not.toMatch(
+    /ECONNREFUSED|^migrated |^generated customers|Test Files|vitest: \d/m,
+  );
 });
