@@ -7,6 +7,7 @@ import { describe, expect, inject, it } from "vitest";
 import { databaseMisconfiguration } from "../server/database-misconfiguration.ts";
 import { startTestApp } from "./support/app.ts";
 import { createTestDatabase, useTestDatabase } from "./support/database.ts";
+import { startLocalPostgres } from "./support/local-postgres.ts";
 import { run } from "./support/run.ts";
 import { freePort } from "./support/server-process.ts";
 import { databaseUrl } from "./support/urls.ts";
@@ -79,13 +80,19 @@ describe("start-up with settings that waiting won't fix", () => {
   });
 
   it("stops when DATABASE_URL asks for TLS from a server without it, naming sslmode", async () => {
-    const u = new URL(db.url);
-    u.searchParams.set("sslmode", "require");
-    const { code, output } = await start({ DATABASE_URL: u.toString() });
-    expect(code).toBe(1);
-    expect(lastLine(output)).toMatch(
-      /start-up failed: PostgreSQL at .* closed the connection when asked for TLS .*check sslmode in DATABASE_URL/,
-    );
+    // A server of the test's own, made by initdb: TLS off, whatever the shared one is configured with.
+    const plain = await startLocalPostgres();
+    try {
+      const u = new URL(plain.url);
+      u.searchParams.set("sslmode", "require");
+      const { code, output } = await start({ DATABASE_URL: u.toString() });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toMatch(
+        /start-up failed: PostgreSQL at .* closed the connection when asked for TLS .*check sslmode in DATABASE_URL/,
+      );
+    } finally {
+      await plain.remove();
+    }
   });
 
   it("says in one line, without a stack, that the port is in use", async () => {
