@@ -104,7 +104,7 @@ function typedArgs(received: string[], env: NodeJS.ProcessEnv): string[] {
   const line =
     command === "add" ? "add --customer N --net AMOUNT --tax AMOUNT [--date YYYY-MM-DD]" : `${command} [--customer N]`;
   throw new UsageError(
-    `error: npm took ${restored.lost.map((f) => `--${f}`).join(", ")} as its own settings and passed on only the values, so which value belongs to which flag is lost; refusing to guess. Put -- after the script name, or run the command directly:
+    `error: npm kept ${restored.lost.map((f) => `--${f}`).join(", ")} for itself and passed on only the words left, so the line as typed can't be known for sure; refusing to guess. Put -- after the script name, or run the command directly:
   npm run client -- ${line}
   npx dellstore-orders ${line}`,
   );
