@@ -13,8 +13,8 @@ import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { scriptArgs } from "../db/script.ts";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
 import { measurePropagation } from "./propagation-trials.ts";
@@ -22,13 +22,16 @@ import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts"
 import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load.ts";
 import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  "usage: npm run bench -- [--orders N] [--seconds S] [--profile]\n" +
+    "  Every scenario at 12,000 and 1,000,000 orders (and N if given), S seconds each (default 8), on the local\n" +
+    "  PostgreSQL and Valkey; writes bench/results/. --profile adds a CPU profile of each server.",
+  {
     orders: { type: "string" },
     seconds: { type: "string", default: "8" },
     profile: { type: "boolean", default: false },
   },
-});
+);
 const seconds = Number(values.seconds);
 const extra = values.orders ? Number(values.orders) : undefined;
 if (extra !== undefined && !(Number.isSafeInteger(extra) && extra > 0))

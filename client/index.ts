@@ -4,9 +4,9 @@
 import { createTRPCClient, httpBatchLink, type TRPCClient } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
-import { maxBatchSize } from "../server/http/limits.ts";
 import type { AppRouter } from "./api.ts";
 import { idempotencyKeyLink, type RetryOptions, safeRetryLink } from "./retry.ts";
+import { maxBatchSize } from "./rules.ts";
 
 export type { AddOrderInput, AppRouter, CustomerSummary, ErrorData, MonthlyOrders, Order } from "./api.ts";
 export type { RetryOptions };
@@ -22,7 +22,7 @@ export interface ClientOptions {
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
   /**
-   * Retries of calls answered 503 or not answered at all; `false` for none.
+   * Retries of calls answered 503 or 504 or not answered at all; `false` for none.
    * orders.add is retried with the same idempotency key, so it is stored once.
    */
   retry?: RetryOptions | false;

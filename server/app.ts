@@ -12,6 +12,7 @@ import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
 import { isMissingDatabase } from "./database-errors.ts";
+import { databaseMisconfiguration } from "./database-misconfiguration.ts";
 import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
@@ -172,6 +173,8 @@ async function checkDatabase(database: DatabaseHandle, url: string | undefined, 
     state = await Promise.race([migrationState(database.db), slow]);
   } catch (error) {
     if (isMissingDatabase(error)) throw new StartupError(missingDatabaseMessage(url, database.description));
+    const misconfigured = databaseMisconfiguration(error, database.description);
+    if (misconfigured) throw new StartupError(misconfigured);
     log.error(
       { reason: describeConnectionError(error) },
       "PostgreSQL is unreachable; requests get 503 until it answers",

@@ -1,8 +1,14 @@
 // npm start: the service, configured from the environment.
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
+import { scriptArgs } from "../db/script.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
+
+scriptArgs(
+  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). Stops on SIGTERM or SIGINT.',
+  {},
+);
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -26,8 +32,23 @@ try {
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
 } catch (error) {
-  // What to do about it, in the message itself: the database to create or migrate, the process holding DATA_DIR.
-  const known = error instanceof StartupError || error instanceof DataDirInUseError;
-  log.fatal(known ? {} : { err: error }, known ? `start-up failed: ${error.message}` : "start-up failed");
+  const fix = whatToFix(error);
+  log.fatal(fix ? {} : { err: error }, fix ? `start-up failed: ${fix}` : "start-up failed");
   process.exit(1);
+}
+
+/**
+ * A start-up failure the operator can fix, in one line that says how: the
+ * database to create or migrate, the process holding DATA_DIR, the address to
+ * listen on. Anything else is unexpected and keeps its stack.
+ */
+function whatToFix(error: unknown): string | undefined {
+  if (error instanceof StartupError || error instanceof DataDirInUseError) return error.message;
+  const { code, address, port } = error as { code?: unknown; address?: unknown; port?: unknown };
+  const at = `${address}:${port}`;
+  if (code === "EADDRINUSE")
+    return `${at} is already in use: stop what listens there, or set PORT (or HOST) to another`;
+  if (code === "EACCES") return `no permission to listen on ${at}: set PORT to 1024 or above`;
+  if (code === "EADDRNOTAVAIL") return `${address} is not an address of this machine: check HOST`;
+  return undefined;
 }

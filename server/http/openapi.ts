@@ -181,7 +181,7 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
         title: "dellstore-orders",
         version,
         description:
-          "The FastAPI tutorial's REST routes, and the tRPC API at /trpc (superjson). TypeScript apps use the typed client, dellstore-orders/client.",
+          "The FastAPI tutorial's REST routes, and the tRPC API at /trpc (superjson). TypeScript apps use the typed client, @dellstore/client.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
     },
