@@ -19,6 +19,8 @@ import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import type { Tracing } from "./telemetry/sdk.ts";
+import { tracedCache } from "./telemetry/traced-cache.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
@@ -33,8 +35,10 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Parts a test may supply instead of the ones built from the configuration. */
+/** Parts a test may supply instead of the ones built from the configuration, and OpenTelemetry when started. */
 export interface AppOverrides {
+  /** Started by main.ts when an OTEL_* variable is set (server/telemetry/sdk.ts); absent, nothing is traced. */
+  tracing?: Tracing;
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
   /** Another router and its cache policies, mounted instead of the app's. */
@@ -60,6 +64,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     (await openDatabase(config.databaseUrl, config.dataDir, {
       timeoutSeconds: config.databaseTimeoutSeconds,
       applicationName: writer,
+      tracer: overrides.tracing?.tracer,
     }));
   try {
     if (database.kind === "embedded") await prepareEmbedded(database, log);
@@ -70,7 +75,8 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
   }
 
   const metrics = createMetrics();
-  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
+  const tracer = overrides.tracing?.tracer;
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, tracer);
   // Writes made outside the app reach the cache through the orders triggers' notifications.
   const changes =
     config.databaseUrl && cache instanceof QueryCache
@@ -95,7 +101,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     db: database.db,
     queries: prepareQueries(database.db),
     log,
-    cache,
+    cache: tracer ? tracedCache(cache, tracer) : cache,
     cacheMode: "default",
     metrics,
     changes,
@@ -121,6 +127,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
       limits: config.http,
       allowedHosts: config.http.allowedHosts,
       api: overrides.api,
+      tracing: overrides.tracing,
     });
   } catch (error) {
     // A start that fails leaves nothing running (no pools, no listener) and has retired nothing.

@@ -3,6 +3,7 @@ import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
+import { startTracing, tracingRequested } from "./telemetry/sdk.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -14,12 +15,15 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// OpenTelemetry only when an OTEL_* variable asks for it; the SDK reads them itself.
+const tracing = tracingRequested(process.env) ? startTracing() : undefined;
 try {
-  const app = await startApp(config, log);
-  log.info({ url: app.url }, `listening on ${app.url}`);
+  const app = await startApp(config, log, { tracing });
+  log.info({ url: app.url, tracing: tracing !== undefined }, `listening on ${app.url}`);
   const stop = async (signal: NodeJS.Signals) => {
     log.info({ signal }, "shutting down: finishing in-flight requests");
     await app.close();
+    await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, "could not flush the last spans"));
     log.info("stopped");
     process.exit(0);
   };

@@ -2,6 +2,7 @@
 // the hit path in front of single GET queries), the FastAPI tutorial's REST
 // routes, operations, and the docs. Every error is {"detail": …} with
 // FastAPI's status codes, except tRPC's own, which keep tRPC's shape.
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { TRPCError } from "@trpc/server";
 import { fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
@@ -22,6 +23,8 @@ import type { Logger } from "../logger.ts";
 import { cachePolicies } from "../routers/cache-policies.ts";
 import { type ProcedureRecord, procedureDocs } from "../routers/documented.ts";
 import { procedures as appProcedures } from "../routers/index.ts";
+import { tracedRequests } from "../telemetry/http-span.ts";
+import type { Tracing } from "../telemetry/sdk.ts";
 import { router as buildRouter, type Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
 import { checkHealth, healthResponse } from "./health.ts";
@@ -42,6 +45,8 @@ export interface HttpOptions {
   allowedHosts: readonly string[];
   /** The API: its procedures (the router's record) and cache policies; tests mount their own. */
   api?: { procedures: ProcedureRecord; policies: ReadonlyMap<string, DeclaredPolicy> };
+  /** OpenTelemetry, when on: the request's span, then Fastify's. */
+  tracing?: Tracing | undefined;
 }
 
 // The package's own package.json, through its "exports" (the same from server/ and dist/server/).
@@ -80,6 +85,8 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       return listener.server;
     },
   });
+  // First, so it sees every route and hook.
+  if (options.tracing) await app.register(options.tracing.fastifyPlugin);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -155,7 +162,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   // Requests that arrived while starting waited in the listener until now.
   const fastify = handle;
   if (!fastify) throw new Error("Fastify did not hand over its request handler");
-  listener.serve((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     // Hits of cached GET queries are answered before Fastify routes them; everything else goes straight on.
     const hit = hitPath.match(req);
     if (!hit) return fastify(req, res);
@@ -163,7 +170,9 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       (served) => served || fastify(req, res),
       () => fastify(req, res),
     );
-  });
+  };
+  // Decided once: with tracing off, requests take exactly the untraced path.
+  listener.serve(options.tracing ? tracedRequests(options.tracing.tracer, serve) : serve);
   return app;
 }
 
