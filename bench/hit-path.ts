@@ -1,8 +1,9 @@
 // Cached GET /count and GET /trpc/orders.count against a bare node:http
 // server, with wrk, in one run: the hit path's share of the ceiling. Pass the
 // project directories to compare (each built: dist/server/main.js), e.g. a
-// checkout of main and this one:
-//   node --import tsx bench/hit-path.ts /tmp/base .
+// checkout of main and this one, alternating to spread the machine's drift;
+// "<dir>+otel" runs that one with tracing on (exporting OTLP to a closed port):
+//   node --import tsx bench/hit-path.ts /tmp/base . /tmp/base . .+otel
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { createBenchEnvironment } from "./environment.ts";
@@ -21,7 +22,12 @@ function wrk(url: string): number {
 
 const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
 try {
-  for (const directory of directories) {
+  for (const spec of directories) {
+    const [directory = ".", variant] = spec.split("+");
+    const tracing: Record<string, string> =
+      variant === "otel"
+        ? { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }
+        : {};
     // The ceiling right before each, as the machine's load drifts.
     const bare = await startIn(["node", "--import", "tsx", resolve("bench/bare-server.ts")], ".", {});
     const ceiling = wrk(`${bare.url}/count`);
@@ -40,11 +46,12 @@ try {
       DATABASE_URL: env.databaseUrl,
       VALKEY_URL: env.valkeyUrl,
       CACHE_PREFIX: env.prefix,
+      ...tracing,
     });
     for (const path of ["/count", "/trpc/orders.count"]) {
       await answer(`${app.url}${path}`); // the miss that fills the cache
       const rate = wrk(`${app.url}${path}`);
-      console.log(`${directory} ${path}: ${rate.toFixed(0)} req/s, ${((rate / ceiling) * 100).toFixed(0)}% of bare`);
+      console.log(`${spec} ${path}: ${rate.toFixed(0)} req/s, ${((rate / ceiling) * 100).toFixed(0)}% of bare`);
     }
     await stop(app.child);
   }
