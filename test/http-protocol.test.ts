@@ -2,10 +2,13 @@
 // doesn't answer gets 405 with Allow before any body or content-type check;
 // tRPC's paths refuse in tRPC's error shape; a miss carries the ETag of the
 // hit that follows it; every 503 and 504 carries Retry-After.
+import { once } from "node:events";
 import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { z } from "zod";
+import { loadConfig } from "../server/config.ts";
+import { Listener } from "../server/http/connections.ts";
 import { documented } from "../server/routers/documented.ts";
 import { publicProcedure } from "../server/trpc.ts";
 import { startTestApp, useApp } from "./support/app.ts";
@@ -170,6 +173,21 @@ describe("Retry-After", () => {
     } finally {
       proxy.restore();
     }
+  });
+
+  it("is on the 503 of a request that came while the server was starting and it stopped", async () => {
+    const { http } = loadConfig({});
+    const listener = await Listener.listen({ port: 0, host: "127.0.0.1", limits: http });
+    // The listener has taken the request (to answer once the app is ready) when its "request" event is emitted.
+    const arrived = once(listener.server, "request");
+    const early = fetch(`http://127.0.0.1:${listener.address.port}/count`);
+    await arrived;
+    const closed = listener.close(1000);
+    const res = await early;
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    await res.text();
+    await closed;
   });
 
   it("is on a 504 (a write whose outcome is unknown), by its status alone", async () => {

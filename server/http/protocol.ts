@@ -60,11 +60,6 @@ export class Protocol {
     return undefined;
   }
 
-  /** Headers every answer gets by its status. */
-  headersFor(status: number): Record<string, string> | undefined {
-    return status === 503 || status === 504 ? { "retry-after": String(retryAfterSeconds) } : undefined;
-  }
-
   /** A refusal in the shape of the path's API. */
   async refuse(
     req: FastifyRequest,
@@ -114,6 +109,11 @@ export class Protocol {
     const allowed = restMethods.filter((method) => this.options.hasRoute(path, method));
     return allowed.length > 0 ? allowed : undefined;
   }
+}
+
+/** Headers every answer gets by its status, whoever makes it (Fastify, tRPC, the listener). */
+export function headersForStatus(status: number): Record<string, string> | undefined {
+  return status === 503 || status === 504 ? { "retry-after": String(retryAfterSeconds) } : undefined;
 }
 
 export function isTrpcPath(path: string): boolean {

@@ -32,7 +32,7 @@ import { HitPath, missEtag, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
 import { registerDocs } from "./openapi.ts";
-import { isTrpcPath, Protocol, pathOf } from "./protocol.ts";
+import { headersForStatus, isTrpcPath, Protocol, pathOf } from "./protocol.ts";
 import { contextFor } from "./request-context.ts";
 import { restHitRoutes, restRoutes } from "./rest.ts";
 
@@ -102,7 +102,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   app.addHook("onSend", (req, reply, payload, done) => {
     // tRPC answers with a Response, whose status Fastify applies after this hook.
     const status = payload instanceof Response ? payload.status : reply.statusCode;
-    const headers = protocol.headersFor(status);
+    const headers = headersForStatus(status);
     if (headers) reply.headers(headers);
     // A miss is labelled as the hit that follows it will be.
     const etag = status === 200 ? missEtag(req.raw) : undefined;
