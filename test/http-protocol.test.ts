@@ -105,6 +105,15 @@ describe("tRPC's paths", () => {
     }
   });
 
+  it.each([
+    ["/trpc/orders.count%ZZ", { error: { json: { data: { code: "BAD_REQUEST", httpStatus: 400 } } } }],
+    ["/count%E0%A4%A", { detail: "The URL is not valid" }],
+  ])("answer a URL that can't be decoded (%s) in the path's API's shape", async (path, shape) => {
+    const res = await fetch(`${server.url}${path}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject(shape);
+  });
+
   it("reach the typed client as TRPCClientErrors it can read", async () => {
     const viaClient = await server.client.orders.count.query({ customerId: -1 }).catch((error: unknown) => error);
     expect(viaClient).toMatchObject({ data: { code: "BAD_REQUEST" } });

@@ -103,7 +103,8 @@ export class Protocol {
         const methods = methodsOf(doc.kind);
         allowed = allowed.filter((method) => methods.includes(method));
       }
-      return allowed;
+      // A batch mixing queries and mutations allows no method: tRPC says what is wrong with it.
+      return allowed.length > 0 ? allowed : undefined;
     }
     if (!req.is404) return undefined;
     const allowed = restMethods.filter((method) => this.options.hasRoute(path, method));

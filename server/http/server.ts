@@ -80,6 +80,14 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       // tRPC batches name every procedure in the path; the header size limit bounds it anyway.
       maxParamLength: 8192,
     },
+    // A URL Fastify can't route (bad percent-encoding, a path segment over maxParamLength): in the path's API's shape.
+    frameworkErrors: (error, req, reply) =>
+      protocol.refuse(
+        req,
+        reply,
+        error.statusCode ?? 400,
+        error.statusCode === 414 ? "URI Too Long" : "The URL is not valid",
+      ),
     serverFactory: (handler) => {
       handle = handler;
       return listener.server;
