@@ -25,9 +25,7 @@ try {
   for (const spec of directories) {
     const [directory = ".", variant] = spec.split("+");
     const tracing: Record<string, string> =
-      variant === "otel"
-        ? { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" }
-        : {};
+      variant === "otel" ? { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } : {};
     // The ceiling right before each, as the machine's load drifts.
     const bare = await startIn(["node", "--import", "tsx", resolve("bench/bare-server.ts")], ".", {});
     const ceiling = wrk(`${bare.url}/count`);

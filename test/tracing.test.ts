@@ -162,5 +162,6 @@ describe("whether tracing is on", () => {
     expect(tracingRequested({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" })).toBe(true);
     expect(tracingRequested({ OTEL_SERVICE_NAME: "orders", OTEL_SDK_DISABLED: "true" })).toBe(false);
     expect(tracingRequested({ OTEL_SERVICE_NAME: "" })).toBe(false);
+    expect(tracingRequested({ OTEL_SERVICE_NAME: "orders", OTEL_TRACES_EXPORTER: "none" })).toBe(false);
   });
 });

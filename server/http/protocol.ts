@@ -41,13 +41,19 @@ export interface ProtocolOptions {
 export class Protocol {
   constructor(private readonly options: ProtocolOptions) {}
 
-  /** The onRequest check: refuses the request when it can't be served as it is (resolving to the reply sent). */
-  async check(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  /**
+   * The onRequest check: undefined when the request may go on (decided at
+   * once: most requests wait for nothing here), else the refusal being sent.
+   */
+  check(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> | undefined {
     if (!this.options.hostAllowed(req.headers.host)) {
       // Not a request for this server at all: no API's shape applies (tRPC has no 421).
-      return reply
-        .code(421)
-        .send({ detail: "Misdirected Request: this Host is not served here; list it in ALLOWED_HOSTS" });
+      return this.refuse(
+        req,
+        reply,
+        421,
+        "Misdirected Request: this Host is not served here; list it in ALLOWED_HOSTS",
+      );
     }
     const allowed = this.allowedMethods(req);
     if (allowed && !allowed.includes(req.method)) {

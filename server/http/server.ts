@@ -106,7 +106,11 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     hostAllowed,
     hasRoute: (url, method) => app.hasRoute({ url, method }),
   });
-  app.addHook("onRequest", (req, reply) => protocol.check(req, reply));
+  app.addHook("onRequest", (req, reply, done) => {
+    const refusal = protocol.check(req, reply);
+    if (refusal) refusal.catch(done);
+    else done();
+  });
   app.addHook("onSend", (req, reply, payload, done) => {
     // tRPC answers with a Response, whose status Fastify applies after this hook.
     const status = payload instanceof Response ? payload.status : reply.statusCode;

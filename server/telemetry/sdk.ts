@@ -18,9 +18,10 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-/** Whether the environment asks for OpenTelemetry: any OTEL_* variable, unless OTEL_SDK_DISABLED=true. */
+/** Whether the environment asks for traces: any OTEL_* variable, unless OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none. */
 export function tracingRequested(env: NodeJS.ProcessEnv): boolean {
-  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true") return false;
+  const off = (name: string, value: string) => env[name]?.trim().toLowerCase() === value;
+  if (off("OTEL_SDK_DISABLED", "true") || off("OTEL_TRACES_EXPORTER", "none")) return false;
   return Object.keys(env).some((name) => name.startsWith("OTEL_") && env[name] !== "");
 }
 
