@@ -5,7 +5,6 @@ import { mkdir } from "node:fs/promises";
 import type { ConnectionOptions } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
-import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "drizzle-orm/logger";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
@@ -15,7 +14,6 @@ import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { lockDataDir } from "./data-dir-lock.ts";
 import * as schema from "./schema.ts";
-import { traceStatements } from "./traced-sql.ts";
 
 export type Schema = typeof schema;
 /** The committed drizzle-kit migrations: the same files on PostgreSQL and PGlite. */
@@ -48,8 +46,8 @@ export interface PoolOptions {
   logger?: Logger;
   /** The connections' application_name, which the change notifications carry (server/cache/change-log.ts). */
   applicationName?: string;
-  /** When set (tracing is on), every statement gets a span. */
-  tracer?: Tracer | undefined;
+  /** When tracing is on: gives the pool's statements spans (server/telemetry). */
+  tracing?: { statements(sql: postgres.Sql, database: string): void } | undefined;
 }
 
 /** Host, port and database of a PostgreSQL URL: safe to log. */
@@ -125,7 +123,7 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
       statement_timeout: (options.timeoutSeconds ?? 10) * 1000,
     },
   });
-  if (options.tracer) traceStatements(sql, options.tracer, decodeURIComponent(new URL(tls.url).pathname.slice(1)));
+  options.tracing?.statements(sql, decodeURIComponent(new URL(tls.url).pathname.slice(1)));
   const db = drizzlePostgres(sql, { schema, logger: options.logger });
   return {
     db,

@@ -19,8 +19,7 @@ import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import type { Tracing } from "./telemetry/sdk.ts";
-import { tracedCache } from "./telemetry/traced-cache.ts";
+import type { Tracing } from "./telemetry/index.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
@@ -37,7 +36,7 @@ export interface App {
 
 /** Parts a test may supply instead of the ones built from the configuration, and OpenTelemetry when started. */
 export interface AppOverrides {
-  /** Started by main.ts when an OTEL_* variable is set (server/telemetry/sdk.ts); absent, nothing is traced. */
+  /** Started by main.ts when an OTEL_* variable is set (server/telemetry/); absent, nothing is traced. */
   tracing?: Tracing;
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
@@ -64,7 +63,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     (await openDatabase(config.databaseUrl, config.dataDir, {
       timeoutSeconds: config.databaseTimeoutSeconds,
       applicationName: writer,
-      tracer: overrides.tracing?.tracer,
+      tracing: overrides.tracing,
     }));
   try {
     if (database.kind === "embedded") await prepareEmbedded(database, log);
@@ -75,8 +74,8 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
   }
 
   const metrics = createMetrics();
-  const tracer = overrides.tracing?.tracer;
-  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, tracer);
+  const { tracing } = overrides;
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, tracing);
   // Writes made outside the app reach the cache through the orders triggers' notifications.
   const changes =
     config.databaseUrl && cache instanceof QueryCache
@@ -101,7 +100,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     db: database.db,
     queries: prepareQueries(database.db),
     log,
-    cache: tracer ? tracedCache(cache, tracer) : cache,
+    cache: tracing ? tracing.cache(cache) : cache,
     cacheMode: "default",
     metrics,
     changes,

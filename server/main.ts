@@ -3,7 +3,7 @@ import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
-import { startTracing, tracingRequested } from "./telemetry/sdk.ts";
+import { startTracing, tracingRequested } from "./telemetry/index.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -16,7 +16,7 @@ try {
 
 const log = createLogger(config.logLevel);
 // OpenTelemetry only when an OTEL_* variable asks for it; the SDK reads them itself.
-const tracing = tracingRequested(process.env) ? startTracing() : undefined;
+const tracing = tracingRequested(process.env) ? await startTracing() : undefined;
 try {
   const app = await startApp(config, log, { tracing });
   log.info({ url: app.url, tracing: tracing !== undefined }, `listening on ${app.url}`);

@@ -6,13 +6,13 @@
 import { SpanKind, trace } from "@opentelemetry/api";
 import { tracing as sdkTracing } from "@opentelemetry/sdk-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startTracing, tracingRequested } from "../server/telemetry/sdk.ts";
+import { startTracing, tracingRequested } from "../server/telemetry/index.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { cachePrefix } from "./support/valkey.ts";
 
 const exporter = new sdkTracing.InMemorySpanExporter();
-const tracing = startTracing({ spanProcessors: [new sdkTracing.SimpleSpanProcessor(exporter)] });
+const tracing = await startTracing({ spanProcessors: [new sdkTracing.SimpleSpanProcessor(exporter)] });
 const db = useTestDatabase("seeded");
 let server: TestApp;
 beforeAll(async () => {

@@ -1,7 +1,6 @@
-import type { Tracer } from "@opentelemetry/api";
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
-import { tracedStore } from "../telemetry/traced-cache.ts";
+import type { Tracing } from "../telemetry/index.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
 import { ValkeyStore } from "./valkey-store.ts";
@@ -16,7 +15,7 @@ export interface CacheConfig {
 }
 
 /** Valkey Cluster or Valkey when configured, else the in-process store (which other instances don't share). */
-export function createCache(config: CacheConfig, log: Logger, metrics: Metrics, tracer?: Tracer): QueryCache {
+export function createCache(config: CacheConfig, log: Logger, metrics: Metrics, tracing?: Tracing): QueryCache {
   const { valkeyUrl, valkeyClusterNodes } = config;
   if (!valkeyUrl && !valkeyClusterNodes) {
     log.warn(
@@ -28,7 +27,7 @@ export function createCache(config: CacheConfig, log: Logger, metrics: Metrics, 
     : valkeyUrl
       ? new ValkeyStore({ url: valkeyUrl })
       : new MemoryStore();
-  const store = tracer ? tracedStore(valkeyOrMemory, tracer) : valkeyOrMemory;
+  const store = tracing ? tracing.store(valkeyOrMemory) : valkeyOrMemory;
   return new QueryCache({
     store,
     prefix: config.cachePrefix,

@@ -23,8 +23,7 @@ import type { Logger } from "../logger.ts";
 import { cachePolicies } from "../routers/cache-policies.ts";
 import { type ProcedureRecord, procedureDocs } from "../routers/documented.ts";
 import { procedures as appProcedures } from "../routers/index.ts";
-import { tracedRequests } from "../telemetry/http-span.ts";
-import type { Tracing } from "../telemetry/sdk.ts";
+import type { Tracing } from "../telemetry/index.ts";
 import { router as buildRouter, type Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
 import { checkHealth, healthResponse } from "./health.ts";
@@ -184,7 +183,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     );
   };
   // Decided once: with tracing off, requests take exactly the untraced path.
-  listener.serve(options.tracing ? tracedRequests(options.tracing.tracer, serve) : serve);
+  listener.serve(options.tracing ? options.tracing.requests(serve) : serve);
   return app;
 }
 
