@@ -7,6 +7,7 @@ import superjson from "superjson";
 import type { AppRouter } from "./api.ts";
 import { idempotencyKeyLink, type RetryOptions, safeRetryLink } from "./retry.ts";
 import { maxBatchSize } from "./rules.ts";
+import { traceHeaders, traceLink } from "./trace-link.ts";
 
 export type { AddOrderInput, AppRouter, CustomerSummary, ErrorData, MonthlyOrders, Order } from "./api.ts";
 export type { RetryOptions };
@@ -33,12 +34,13 @@ export function createClient({ url, token, headers, retry = {} }: ClientOptions)
   const base = url.replace(/\/+$/, "");
   return createTRPCClient<AppRouter>({
     links: [
+      traceLink(),
       idempotencyKeyLink(),
       ...(retry === false ? [] : [safeRetryLink(retry)]),
       httpBatchLink({
         url: base.endsWith("/trpc") ? base : `${base}/trpc`,
         transformer: superjson,
-        headers: () => sent,
+        headers: ({ opList }) => ({ ...sent, ...traceHeaders(opList) }),
         maxItems: maxBatchSize,
       }),
     ],

@@ -17,6 +17,7 @@ import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import type { Tracing } from "./telemetry/index.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
@@ -31,8 +32,10 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Parts a test may supply instead of the ones built from the configuration. */
+/** Parts a test may supply instead of the ones built from the configuration, and OpenTelemetry when started. */
 export interface AppOverrides {
+  /** Started by main.ts when an OTEL_* variable is set (server/telemetry/); absent, nothing is traced. */
+  tracing?: Tracing;
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
   /** The change applier's timings and test seams. */
@@ -55,7 +58,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
 async function startServing(listener: Listener, config: Config, log: Logger, overrides: AppOverrides): Promise<App> {
   const database =
     overrides.database ??
-    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
+    (await openDatabase(config.databaseUrl, config.dataDir, {
+      timeoutSeconds: config.databaseTimeoutSeconds,
+      tracing: overrides.tracing,
+    }));
   try {
     if (database.kind === "embedded") await prepareEmbedded(database, log);
     else await checkDatabase(database, config.databaseUrl, log);
@@ -65,7 +71,8 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
   }
 
   const metrics = createMetrics();
-  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
+  const { tracing } = overrides;
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, tracing);
   // Every change to orders, the app's or anyone's, reaches the cache through the change log.
   const applier =
     cache instanceof QueryCache
@@ -88,7 +95,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     settler: database.settler,
     queries: prepareQueries(database.db),
     log,
-    cache,
+    cache: tracing ? tracing.cache(cache) : cache,
     cacheMode: "default",
     metrics,
     applier,
@@ -113,6 +120,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
       limits: config.http,
       allowedHosts: config.http.allowedHosts,
       api: overrides.api,
+      tracing: overrides.tracing,
     });
   } catch (error) {
     // A start that fails leaves nothing running (no pools, no listener) and has retired nothing.

@@ -4,6 +4,7 @@ import { scriptArgs } from "../db/script.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
+import { startTracing, tracingRequested } from "./telemetry/index.ts";
 
 scriptArgs(
   'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). Stops on SIGTERM or SIGINT.',
@@ -20,12 +21,15 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// OpenTelemetry only when an OTEL_* variable asks for it; the SDK reads them itself.
+const tracing = tracingRequested(process.env) ? await startTracing() : undefined;
 try {
-  const app = await startApp(config, log);
-  log.info({ url: app.url }, `listening on ${app.url}`);
+  const app = await startApp(config, log, { tracing });
+  log.info({ url: app.url, tracing: tracing !== undefined }, `listening on ${app.url}`);
   const stop = async (signal: NodeJS.Signals) => {
     log.info({ signal }, "shutting down: finishing in-flight requests");
     await app.close();
+    await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, "could not flush the last spans"));
     log.info("stopped");
     process.exit(0);
   };

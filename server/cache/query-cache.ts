@@ -93,7 +93,7 @@ export class QueryCache implements Cache {
   private readonly flights = new SingleFlight();
   /** Lookups of one entry share a round trip, never one sent before they arrived (see lookup). */
   private readonly lookups = new SingleFlight();
-  /** Why reads must bypass the cache for now, besides the breaker (e.g. lost change notifications). */
+  /** Why reads must bypass the cache for now, besides the breaker (e.g. no applier pass seen). */
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
@@ -124,7 +124,7 @@ export class QueryCache implements Cache {
     this.breaker.start();
   }
 
-  /** The store's own state; a suspension (lost notifications) is the notifications' to report. */
+  /** The store's own state; a suspension (no applier seen) is the applier's to report. */
   get status(): "up" | "down" | "memory" {
     if (this.breaker.state === "down") return "down";
     return this.options.store.kind === "memory" ? "memory" : "up";
