@@ -1,7 +1,9 @@
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
+import { LocalTier } from "./local-tier.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
+import { TagTracking } from "./tag-tracking.ts";
 import { ValkeyStore } from "./valkey-store.ts";
 
 export type { Cache } from "./query-cache.ts";
@@ -11,10 +13,25 @@ export interface CacheConfig {
   valkeyClusterNodes: string[] | undefined;
   cachePrefix: string;
   cacheTtlSeconds: number;
+  /** L1_MAX_BYTES: the in-process tier's budget; 0 turns it off. */
+  l1MaxBytes: number;
+}
+
+/** Test seams of the in-process tier. */
+export interface CacheOptions {
+  /** Where the invalidation connection goes, if not where the store does (a test's proxy). */
+  trackingUrl?: string;
+  barrierTimeoutMs?: number;
+  skipBarrier?: boolean;
 }
 
 /** Valkey Cluster or Valkey when configured, else the in-process store (which other instances don't share). */
-export function createCache(config: CacheConfig, log: Logger, metrics: Metrics): QueryCache {
+export function createCache(
+  config: CacheConfig,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions = {},
+): QueryCache {
   const { valkeyUrl, valkeyClusterNodes } = config;
   if (!valkeyUrl && !valkeyClusterNodes) {
     log.warn(
@@ -26,11 +43,42 @@ export function createCache(config: CacheConfig, log: Logger, metrics: Metrics):
     : valkeyUrl
       ? new ValkeyStore({ url: valkeyUrl })
       : new MemoryStore();
+  if (valkeyClusterNodes && config.l1MaxBytes > 0) {
+    log.info(
+      "the in-process tier (L1_MAX_BYTES) is off on a Valkey Cluster: its tag tracking and read barrier work on one server",
+    );
+  }
+  // The feed is made whenever Valkey is a single server: live subscriptions use it with or without the tier.
+  const tracking =
+    valkeyUrl && !valkeyClusterNodes && store instanceof ValkeyStore
+      ? new TagTracking({
+          url: options.trackingUrl ?? valkeyUrl,
+          prefix: config.cachePrefix,
+          log,
+          barrierTimeoutMs: options.barrierTimeoutMs,
+          storeRunId: () => store.runId(),
+          onStateChange: (live, reason) => {
+            metrics.tagTrackingUp.set(live ? 1 : 0);
+            if (!live) metrics.tagTrackingLosses.inc();
+            log.info(
+              { reason },
+              live ? "tag tracking live" : "tag tracking lost: the in-process tier is off until it is back",
+            );
+          },
+        })
+      : undefined;
+  tracking?.start();
+  const local =
+    tracking && config.l1MaxBytes > 0
+      ? new LocalTier({ maxBytes: config.l1MaxBytes, feed: tracking, metrics, skipBarrier: options.skipBarrier })
+      : undefined;
   return new QueryCache({
     store,
     prefix: config.cachePrefix,
     ttlSeconds: config.cacheTtlSeconds,
     log,
     metrics,
+    tracking,
+    local,
   });
 }

@@ -1,0 +1,239 @@
+// This instance's feed of tag-version changes, made by any instance or by the
+// applier: Valkey's server-assisted client-side caching. One connection asks
+// for `CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <tag keys>` and
+// then subscribes to `__redis__:invalidate` (iovalkey speaks RESP2, where
+// invalidations can only arrive as Pub/Sub messages on a redirect target), so
+// every write of a tag key reaches it as a message naming the key.
+//
+// Whatever breaks that connection loses invalidations: the feed says "all"
+// (treat everything as changed) when it is lost, and again when it is back,
+// since nothing says what changed in between.
+//
+// `barrier()` is the read barrier of the in-process tier (local-tier.ts): it
+// resolves true once the reply to a PING sent on this connection *after* the
+// call arrived has come back. Valkey appends a write's invalidation to this
+// connection's output before that write's reply leaves the server, and the
+// PING's reply after everything already there, so by then every invalidation
+// of a write acknowledged before the call has been delivered to the listeners
+// (README, "The in-process tier", states the argument and its assumptions).
+import { Valkey } from "iovalkey";
+import type { Logger } from "../logger.ts";
+import { epochTag, tagKey } from "./keys.ts";
+
+/** Tags whose versions changed, or "all": changes may have been lost, treat everything as changed. */
+export type TagChange = readonly string[] | "all";
+
+/** What a consumer of the feed sees (the in-process tier, live subscriptions). */
+export interface TagFeed {
+  /** Calls `listener` for every change, synchronously as it arrives; returns the unsubscribe. */
+  onTagsChanged(listener: (change: TagChange) => void): () => void;
+  /** Whether changes are being delivered now (when false, some may be missed: wait for the next "all"). */
+  readonly live: boolean;
+}
+
+export interface TagTrackingOptions {
+  url: string;
+  /** CACHE_PREFIX: the tracked keys are its tag keys. */
+  prefix: string;
+  log: Logger;
+  /** Longest wait for a barrier's PING; past it the connection counts as lost and is made again. */
+  barrierTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** The run_id of the server the cache's store talks to; tracking another server would miss its writes. */
+  storeRunId?: () => Promise<string | undefined>;
+  /** Called when the feed goes live or is lost (metrics). */
+  onStateChange?: (live: boolean, reason: string) => void;
+}
+
+export const invalidationChannel = "__redis__:invalidate";
+/** The name the connection shows in CLIENT LIST. */
+export const trackingConnectionName = "dellstore-orders-invalidations";
+
+const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
+
+interface Batch {
+  promise: Promise<boolean>;
+  resolve: (passed: boolean) => void;
+}
+
+export class TagTracking implements TagFeed {
+  private readonly connection: Valkey;
+  private readonly keyPrefix: string;
+  private readonly listeners = new Set<(change: TagChange) => void>();
+  private current = false;
+  /** Increases whenever the feed goes live or is lost: a barrier passes only if it stayed the same. */
+  private session = 0;
+  private pending: Batch | undefined;
+  private closed = false;
+  private runId: string | undefined;
+  private id: number | undefined;
+
+  constructor(private readonly options: TagTrackingOptions) {
+    this.keyPrefix = tagKey(options.prefix, "");
+    this.connection = new Valkey(options.url, {
+      connectionName: trackingConnectionName,
+      connectTimeout: options.connectTimeoutMs ?? 1000,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      // Re-subscribing alone is not enough: tracking must be turned on again first (begin()).
+      autoResubscribe: false,
+      retryStrategy: backoff,
+      lazyConnect: true,
+    });
+    this.connection.on("error", () => {}); // a lost connection shows as "close"; its cause is the store's to report
+    this.connection.on("ready", () => void this.begin());
+    this.connection.on("close", () => this.lose("connection to Valkey lost"));
+    this.connection.on("messageBuffer", (channel: Buffer, message: Buffer | Buffer[] | null) => {
+      if (this.current && channel.toString() === invalidationChannel) this.deliver(message);
+    });
+  }
+
+  get live(): boolean {
+    return this.current;
+  }
+
+  /** The connection's CLIENT ID while live (for CLIENT KILL, CLIENT LIST). */
+  get clientId(): number | undefined {
+    return this.current ? this.id : undefined;
+  }
+
+  start(): void {
+    this.connection.connect().catch(() => {}); // retried by retryStrategy
+  }
+
+  onTagsChanged(listener: (change: TagChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Resolves true once every invalidation Valkey emitted before this call's
+   * PING was processed has been delivered; false if the feed is not live or was
+   * lost meanwhile. Calls made in one event-loop turn share one PING, sent in
+   * the next turn (after all of them arrived).
+   */
+  barrier(): Promise<boolean> {
+    if (!this.current) return Promise.resolve(false);
+    if (this.pending) return this.pending.promise;
+    let resolve: (passed: boolean) => void = () => {};
+    const promise = new Promise<boolean>((r) => {
+      resolve = r;
+    });
+    const batch = { promise, resolve };
+    this.pending = batch;
+    setImmediate(() => this.ping(batch));
+    return promise;
+  }
+
+  /** Drops the connection (and so the feed) and makes it again: for a barrier that got no answer. */
+  reset(reason: string): void {
+    this.lose(reason);
+    if (!this.closed) this.connection.disconnect(true);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.lose("closing");
+    this.connection.disconnect(false);
+  }
+
+  private ping(batch: Batch): void {
+    this.pending = undefined;
+    const session = this.session;
+    if (!this.current) {
+      batch.resolve(false);
+      return;
+    }
+    const timeoutMs = this.options.barrierTimeoutMs ?? 200;
+    const timer = setTimeout(() => {
+      batch.resolve(false);
+      if (this.session === session) this.reset(`no answer to a barrier PING within ${timeoutMs} ms`);
+    }, timeoutMs);
+    this.connection.ping().then(
+      () => {
+        clearTimeout(timer);
+        batch.resolve(this.current && this.session === session);
+      },
+      () => {
+        clearTimeout(timer);
+        batch.resolve(false);
+      },
+    );
+  }
+
+  /** On every (re)connection: tracking on, same server as the store, subscribed; only then live. */
+  private async begin(): Promise<void> {
+    const session = this.session;
+    const connection = this.connection;
+    try {
+      const id = Number(await connection.client("ID"));
+      await connection.call("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "BCAST", "PREFIX", this.keyPrefix);
+      const runId = /^run_id:(\w+)/m.exec(await connection.info("server"))?.[1];
+      const storeRunId = await this.options.storeRunId?.();
+      if (this.options.storeRunId && storeRunId !== runId) {
+        throw new Error("the store's connection reaches another Valkey server than the invalidation connection");
+      }
+      await connection.subscribe(invalidationChannel);
+      if (this.closed || this.session !== session || connection.status !== "ready") return;
+      if (this.runId !== undefined && runId !== this.runId) {
+        this.options.log.warn({ runId }, "Valkey restarted or failed over (its run_id changed)");
+      }
+      this.runId = runId;
+      this.id = id;
+      this.session++;
+      this.current = true;
+      this.options.onStateChange?.(true, "tracking tag keys");
+      this.emit("all");
+    } catch (error) {
+      if (this.closed || this.session !== session) return;
+      this.options.log.warn(
+        { reason: error instanceof Error ? error.message : String(error) },
+        "tag tracking unavailable: the in-process tier is off until it works",
+      );
+      // Try again from a new connection, after the backoff.
+      setTimeout(() => this.reset("tag tracking could not start"), 1000).unref();
+    }
+  }
+
+  private lose(reason: string): void {
+    this.session++;
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.resolve(false);
+    if (!this.current) return;
+    this.current = false;
+    this.options.onStateChange?.(false, reason);
+    this.emit("all");
+  }
+
+  private deliver(message: Buffer | Buffer[] | null): void {
+    // A flush (FLUSHALL, FLUSHDB) arrives as a null message.
+    if (!Array.isArray(message)) {
+      this.emit("all");
+      return;
+    }
+    const tags: string[] = [];
+    for (const key of message) {
+      const name = key.toString();
+      if (!name.startsWith(this.keyPrefix)) continue;
+      const tag = name.slice(this.keyPrefix.length);
+      // The epoch retires every entry at once.
+      if (tag === epochTag) {
+        this.emit("all");
+        return;
+      }
+      tags.push(tag);
+    }
+    if (tags.length > 0) this.emit(tags);
+  }
+
+  private emit(change: TagChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (error) {
+        this.options.log.error({ err: error }, "a tag change listener failed");
+      }
+    }
+  }
+}
