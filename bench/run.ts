@@ -234,6 +234,14 @@ async function benchDataset(orders: number, options: { small?: boolean; writes?:
     await app.stop();
 
     if (options.small) {
+      // The same hits with every one checked in Valkey: what the in-process tier saves.
+      const withoutL1 = await serve(env, { L1_MAX_BYTES: "0" });
+      servers.push(withoutL1);
+      await measure("GET /count, cached, L1 off (L1_MAX_BYTES=0)", dataset, withoutL1, [{ path: "/count" }]);
+      await measure("per-customer counts, 100 hot customers, cached, L1 off", dataset, withoutL1, [
+        { path: "/count?customerid={hot}" },
+      ]);
+      await withoutL1.stop();
       const cutOff = await serve(env, { VALKEY_URL: `redis://127.0.0.1:${await freePort()}` });
       servers.push(cutOff);
       await measure("GET /count, Valkey cut off (PostgreSQL answers)", dataset, cutOff, [{ path: "/count" }]);
