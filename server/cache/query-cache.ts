@@ -64,6 +64,8 @@ export interface Cache {
    */
   beginOwnWrite?(): OwnWrite;
   readonly status: "up" | "down" | "memory";
+  /** Which tags' versions changed, by any instance (Valkey, not a cluster); see tag-tracking.ts. */
+  readonly tagFeed?: TagFeed;
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;

@@ -11,7 +11,8 @@
 //
 // `barrier()` is the read barrier of the in-process tier (local-tier.ts): it
 // resolves true once the reply to a PING sent on this connection *after* the
-// call arrived has come back. Valkey appends a write's invalidation to this
+// call arrived has come back (one PING at a time, shared by the calls that
+// arrived while the previous one was out). Valkey appends a write's invalidation to this
 // connection's output before that write's reply leaves the server, and the
 // PING's reply after everything already there, so by then every invalidation
 // of a write acknowledged before the call has been delivered to the listeners
@@ -63,10 +64,15 @@ export class TagTracking implements TagFeed {
   private current = false;
   /** Increases whenever the feed goes live or is lost: a barrier passes only if it stayed the same. */
   private session = 0;
-  private pending: Batch | undefined;
+  /** The barrier whose PING is yet to be sent, shared by the calls that arrive meanwhile. */
+  private queued: Batch | undefined;
+  /** Whether a PING is out (or about to be sent). */
+  private pinging = false;
   private closed = false;
   private runId: string | undefined;
   private id: number | undefined;
+  /** Why tracking last failed to start, until it starts. */
+  private failure: string | undefined;
 
   constructor(private readonly options: TagTrackingOptions) {
     this.keyPrefix = tagKey(options.prefix, "");
@@ -109,19 +115,22 @@ export class TagTracking implements TagFeed {
   /**
    * Resolves true once every invalidation Valkey emitted before this call's
    * PING was processed has been delivered; false if the feed is not live or was
-   * lost meanwhile. Calls made in one event-loop turn share one PING, sent in
-   * the next turn (after all of them arrived).
+   * lost meanwhile. One PING at a time: the calls that arrive while one is out
+   * share the next, sent when it returns (after all of them arrived); when none
+   * is out, the calls of one event-loop turn share one sent in the next turn.
    */
   barrier(): Promise<boolean> {
     if (!this.current) return Promise.resolve(false);
-    if (this.pending) return this.pending.promise;
+    if (this.queued) return this.queued.promise;
     let resolve: (passed: boolean) => void = () => {};
     const promise = new Promise<boolean>((r) => {
       resolve = r;
     });
-    const batch = { promise, resolve };
-    this.pending = batch;
-    setImmediate(() => this.ping(batch));
+    this.queued = { promise, resolve };
+    if (!this.pinging) {
+      this.pinging = true;
+      setImmediate(() => this.ping());
+    }
     return promise;
   }
 
@@ -137,27 +146,36 @@ export class TagTracking implements TagFeed {
     this.connection.disconnect(false);
   }
 
-  private ping(batch: Batch): void {
-    this.pending = undefined;
+  /** Sends the queued barrier's PING; when it returns, the next one's, if any. */
+  private ping(): void {
+    const batch = this.queued;
+    this.queued = undefined;
+    if (!batch) {
+      this.pinging = false;
+      return;
+    }
     const session = this.session;
     if (!this.current) {
       batch.resolve(false);
+      this.ping();
       return;
     }
     const timeoutMs = this.options.barrierTimeoutMs ?? 200;
+    let settled = false;
+    const settle = (passed: boolean) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      batch.resolve(passed);
+      this.ping();
+    };
     const timer = setTimeout(() => {
-      batch.resolve(false);
       if (this.session === session) this.reset(`no answer to a barrier PING within ${timeoutMs} ms`);
+      settle(false);
     }, timeoutMs);
     this.connection.ping().then(
-      () => {
-        clearTimeout(timer);
-        batch.resolve(this.current && this.session === session);
-      },
-      () => {
-        clearTimeout(timer);
-        batch.resolve(false);
-      },
+      () => settle(this.current && this.session === session),
+      () => settle(false),
     );
   }
 
@@ -180,16 +198,19 @@ export class TagTracking implements TagFeed {
       }
       this.runId = runId;
       this.id = id;
+      this.failure = undefined;
       this.session++;
       this.current = true;
       this.options.onStateChange?.(true, "tracking tag keys");
       this.emit("all");
     } catch (error) {
       if (this.closed || this.session !== session) return;
-      this.options.log.warn(
-        { reason: error instanceof Error ? error.message : String(error) },
-        "tag tracking unavailable: the in-process tier is off until it works",
-      );
+      const reason = error instanceof Error ? error.message : String(error);
+      // Said once per reason, not at every retry.
+      if (reason !== this.failure) {
+        this.failure = reason;
+        this.options.log.warn({ reason }, "tag tracking unavailable: the in-process tier is off until it works");
+      }
       // Try again from a new connection, after the backoff.
       setTimeout(() => this.reset("tag tracking could not start"), 1000).unref();
     }
@@ -197,9 +218,9 @@ export class TagTracking implements TagFeed {
 
   private lose(reason: string): void {
     this.session++;
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.resolve(false);
+    const queued = this.queued;
+    this.queued = undefined;
+    queued?.resolve(false);
     if (!this.current) return;
     this.current = false;
     this.options.onStateChange?.(false, reason);
