@@ -79,6 +79,13 @@ describe("the in-process tier", () => {
     expect(await local.find("k", ["a"])).toBeUndefined();
   });
 
+  it("fills in a tag after a lookup that marked it failed", async () => {
+    const { local } = tier();
+    local.beginFetch(["a"]); // its Valkey read failed: never completed
+    fetched(local, "k", ["a"], "e1,a1", "1");
+    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+  });
+
   it("answers nothing when the barrier fails", async () => {
     const { local, feed } = tier();
     fetched(local, "k", ["a"], "e1,a1", "1");
