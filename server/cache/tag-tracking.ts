@@ -71,8 +71,9 @@ export class TagTracking implements TagFeed {
   private closed = false;
   private runId: string | undefined;
   private id: number | undefined;
-  /** Why tracking last failed to start, until it starts. */
-  private failure: string | undefined;
+  /** Failed starts since the last one that worked, and the reason last reported. */
+  private failures = 0;
+  private reported: string | undefined;
 
   constructor(private readonly options: TagTrackingOptions) {
     this.keyPrefix = tagKey(options.prefix, "");
@@ -198,7 +199,8 @@ export class TagTracking implements TagFeed {
       }
       this.runId = runId;
       this.id = id;
-      this.failure = undefined;
+      this.failures = 0;
+      this.reported = undefined;
       this.session++;
       this.current = true;
       this.options.onStateChange?.(true, "tracking tag keys");
@@ -206,13 +208,14 @@ export class TagTracking implements TagFeed {
     } catch (error) {
       if (this.closed || this.session !== session) return;
       const reason = error instanceof Error ? error.message : String(error);
-      // Said once per reason, not at every retry.
-      if (reason !== this.failure) {
-        this.failure = reason;
+      // The first tries often only find the store's connection still opening; past them, said once per reason.
+      this.failures++;
+      if (this.failures >= 3 && reason !== this.reported) {
+        this.reported = reason;
         this.options.log.warn({ reason }, "tag tracking unavailable: the in-process tier is off until it works");
       }
-      // Try again from a new connection, after the backoff.
-      setTimeout(() => this.reset("tag tracking could not start"), 1000).unref();
+      // Try again from a new connection, backing off.
+      setTimeout(() => this.reset("tag tracking could not start"), backoff(this.failures)).unref();
     }
   }
 
