@@ -22,6 +22,7 @@ export interface CacheOptions {
   /** Where the invalidation connection goes, if not where the store does (a test's proxy). */
   trackingUrl?: string;
   barrierTimeoutMs?: number;
+  hungAfterMs?: number;
   skipBarrier?: boolean;
 }
 
@@ -56,6 +57,7 @@ export function createCache(
           prefix: config.cachePrefix,
           log,
           barrierTimeoutMs: options.barrierTimeoutMs,
+          hungAfterMs: options.hungAfterMs,
           storeRunId: () => store.runId(),
           onStateChange: (live, reason) => {
             metrics.tagTrackingUp.set(live ? 1 : 0);

@@ -37,8 +37,10 @@ export interface TagTrackingOptions {
   /** CACHE_PREFIX: the tracked keys are its tag keys. */
   prefix: string;
   log: Logger;
-  /** Longest wait for a barrier's PING; past it the connection counts as lost and is made again. */
+  /** Longest wait for a barrier (200 ms): past it the read asks Valkey instead. */
   barrierTimeoutMs?: number;
+  /** A PING unanswered this long (ten barrier timeouts) counts as a lost connection, which is made again. */
+  hungAfterMs?: number;
   connectTimeoutMs?: number;
   /** The run_id of the server the cache's store talks to; tracking another server would miss its writes. */
   storeRunId?: () => Promise<string | undefined>;
@@ -54,7 +56,8 @@ const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
 
 interface Batch {
   promise: Promise<boolean>;
-  resolve: (passed: boolean) => void;
+  /** Settles the barrier once (later calls do nothing) and stops its timer. */
+  settle: (passed: boolean) => void;
 }
 
 export class TagTracking implements TagFeed {
@@ -95,6 +98,10 @@ export class TagTracking implements TagFeed {
     });
   }
 
+  private get timeoutMs(): number {
+    return this.options.barrierTimeoutMs ?? 200;
+  }
+
   get live(): boolean {
     return this.current;
   }
@@ -127,7 +134,13 @@ export class TagTracking implements TagFeed {
     const promise = new Promise<boolean>((r) => {
       resolve = r;
     });
-    this.queued = { promise, resolve };
+    // A slow answer only sends the reads to Valkey; the feed stays (its order still holds).
+    const timer = setTimeout(() => resolve(false), this.timeoutMs);
+    const settle = (passed: boolean) => {
+      clearTimeout(timer);
+      resolve(passed);
+    };
+    this.queued = { promise, settle };
     if (!this.pinging) {
       this.pinging = true;
       setImmediate(() => this.ping());
@@ -157,26 +170,26 @@ export class TagTracking implements TagFeed {
     }
     const session = this.session;
     if (!this.current) {
-      batch.resolve(false);
+      batch.settle(false);
       this.ping();
       return;
     }
-    const timeoutMs = this.options.barrierTimeoutMs ?? 200;
-    let settled = false;
-    const settle = (passed: boolean) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      batch.resolve(passed);
+    let answered = false;
+    const answer = (passed: boolean) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(watchdog);
+      batch.settle(passed);
       this.ping();
     };
-    const timer = setTimeout(() => {
-      if (this.session === session) this.reset(`no answer to a barrier PING within ${timeoutMs} ms`);
-      settle(false);
-    }, timeoutMs);
+    const hungMs = this.options.hungAfterMs ?? this.timeoutMs * 10;
+    const watchdog = setTimeout(() => {
+      if (this.session === session) this.reset(`no answer to a barrier PING within ${hungMs} ms`);
+      answer(false);
+    }, hungMs);
     this.connection.ping().then(
-      () => settle(this.current && this.session === session),
-      () => settle(false),
+      () => answer(this.current && this.session === session),
+      () => answer(false),
     );
   }
 
@@ -223,7 +236,7 @@ export class TagTracking implements TagFeed {
     this.session++;
     const queued = this.queued;
     this.queued = undefined;
-    queued?.resolve(false);
+    queued?.settle(false);
     if (!this.current) return;
     this.current = false;
     this.options.onStateChange?.(false, reason);
