@@ -72,7 +72,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
 
   const metrics = createMetrics();
   const { tracing } = overrides;
-  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, tracing);
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, {}, tracing);
   // Every change to orders, the app's or anyone's, reaches the cache through the change log.
   const applier =
     cache instanceof QueryCache

@@ -40,6 +40,16 @@ const envSchema = z.object({
   CACHE_TTL_SECONDS: positiveInt.optional(),
   CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
   CACHE_PREFIX: z.string().min(1).default("dellstore"),
+  L1_MAX_BYTES: z.preprocess(
+    // Number("") is 0, which would turn the tier off unasked.
+    (value) => (typeof value === "string" && value.trim() === "" ? Number.NaN : value),
+    z.coerce
+      .number({ error: "must be a number of bytes (0 turns the in-process tier off)" })
+      .int("must be a whole number of bytes")
+      .min(0, "must be 0 (off) or a number of bytes")
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(64 * 1024 * 1024),
+  ),
   DATABASE_TIMEOUT_SECONDS: positiveInt.default(10),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -87,6 +97,8 @@ export interface Config {
   valkeyClusterNodes: string[] | undefined;
   cacheTtlSeconds: number;
   cachePrefix: string;
+  /** The in-process tier's budget in bytes; 0: no in-process tier. */
+  l1MaxBytes: number;
   port: number;
   host: string;
   logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
@@ -126,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     valkeyClusterNodes: e.VALKEY_CLUSTER_NODES,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,
     cachePrefix: e.CACHE_PREFIX,
+    l1MaxBytes: e.L1_MAX_BYTES,
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,

@@ -40,6 +40,32 @@ export function createMetrics() {
       help: "1 while the cache store is in use, 0 while requests bypass it",
       registers,
     }),
+    l1Requests: new Counter({
+      name: "cache_l1_requests_total",
+      help: "Lookups in the in-process tier: hit (answered from process memory), miss (asked Valkey), off (its tag tracking was down)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+    l1Bytes: new Gauge({
+      name: "cache_l1_bytes",
+      help: "Estimated size of the in-process tier (entries and tag mirror), bounded by L1_MAX_BYTES",
+      registers,
+    }),
+    l1Entries: new Gauge({
+      name: "cache_l1_entries",
+      help: "Entries held by the in-process tier",
+      registers,
+    }),
+    tagTrackingUp: new Gauge({
+      name: "cache_tag_tracking_up",
+      help: "1 while Valkey's invalidations of tag versions reach this instance (the in-process tier is usable), else 0",
+      registers,
+    }),
+    tagTrackingLosses: new Counter({
+      name: "cache_tag_tracking_losses_total",
+      help: "Times the tag tracking connection was lost (the in-process tier's mirror is then rebuilt)",
+      registers,
+    }),
     changesUp: new Gauge({
       name: "cache_changes_up",
       help: "1 while the change applier's passes are seen (changes made outside the app reach the cache); 0 while not (reads bypass the cache)",

@@ -1,8 +1,10 @@
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Tracing } from "../telemetry/index.ts";
+import { LocalTier } from "./local-tier.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
+import { TagTracking } from "./tag-tracking.ts";
 import { ValkeyStore } from "./valkey-store.ts";
 
 export type { Cache } from "./query-cache.ts";
@@ -12,10 +14,27 @@ export interface CacheConfig {
   valkeyClusterNodes: string[] | undefined;
   cachePrefix: string;
   cacheTtlSeconds: number;
+  /** L1_MAX_BYTES: the in-process tier's budget; 0 turns it off. */
+  l1MaxBytes: number;
+}
+
+/** Test seams of the in-process tier. */
+export interface CacheOptions {
+  /** Where the invalidation connection goes, if not where the store does (a test's proxy). */
+  trackingUrl?: string;
+  barrierTimeoutMs?: number;
+  hungAfterMs?: number;
+  skipBarrier?: boolean;
 }
 
 /** Valkey Cluster or Valkey when configured, else the in-process store (which other instances don't share). */
-export function createCache(config: CacheConfig, log: Logger, metrics: Metrics, tracing?: Tracing): QueryCache {
+export function createCache(
+  config: CacheConfig,
+  log: Logger,
+  metrics: Metrics,
+  options: CacheOptions = {},
+  tracing?: Tracing,
+): QueryCache {
   const { valkeyUrl, valkeyClusterNodes } = config;
   if (!valkeyUrl && !valkeyClusterNodes) {
     log.warn(
@@ -28,11 +47,43 @@ export function createCache(config: CacheConfig, log: Logger, metrics: Metrics, 
       ? new ValkeyStore({ url: valkeyUrl })
       : new MemoryStore();
   const store = tracing ? tracing.store(valkeyOrMemory) : valkeyOrMemory;
+  if (valkeyClusterNodes && config.l1MaxBytes > 0) {
+    log.info(
+      "the in-process tier (L1_MAX_BYTES) is off on a Valkey Cluster: its tag tracking and read barrier work on one server",
+    );
+  }
+  // The feed is made whenever Valkey is a single server: live subscriptions use it with or without the tier.
+  const tracking =
+    valkeyUrl && !valkeyClusterNodes && valkeyOrMemory instanceof ValkeyStore
+      ? new TagTracking({
+          url: options.trackingUrl ?? valkeyUrl,
+          prefix: config.cachePrefix,
+          log,
+          barrierTimeoutMs: options.barrierTimeoutMs,
+          hungAfterMs: options.hungAfterMs,
+          storeRunId: () => valkeyOrMemory.runId(),
+          onStateChange: (live, reason) => {
+            metrics.tagTrackingUp.set(live ? 1 : 0);
+            if (!live) metrics.tagTrackingLosses.inc();
+            log.info(
+              { reason },
+              live ? "tag tracking live" : "tag tracking lost: the in-process tier is off until it is back",
+            );
+          },
+        })
+      : undefined;
+  tracking?.start();
+  const local =
+    tracking && config.l1MaxBytes > 0
+      ? new LocalTier({ maxBytes: config.l1MaxBytes, feed: tracking, metrics, skipBarrier: options.skipBarrier })
+      : undefined;
   return new QueryCache({
     store,
     prefix: config.cachePrefix,
     ttlSeconds: config.cacheTtlSeconds,
     log,
     metrics,
+    tracking,
+    local,
   });
 }

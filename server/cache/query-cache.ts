@@ -26,8 +26,10 @@ import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { Breaker, CacheUnavailable } from "./breaker.ts";
 import { entryKey, epochTag, metaKey, newToken, tagKey } from "./keys.ts";
+import type { LocalTier } from "./local-tier.ts";
 import { SingleFlight } from "./single-flight.ts";
 import type { CacheStore } from "./store.ts";
+import type { TagFeed } from "./tag-tracking.ts";
 
 export type CacheMode = "default" | "no-store";
 
@@ -63,6 +65,8 @@ export interface Cache {
    */
   invalidate(tags: readonly string[]): Promise<boolean>;
   readonly status: "up" | "down" | "memory";
+  /** Which tags' versions changed, by any instance (Valkey, not a cluster); see tag-tracking.ts. */
+  readonly tagFeed?: TagFeed;
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -86,6 +90,10 @@ export interface QueryCacheOptions {
   metrics: Metrics;
   /** Test seam: runs between a miss's database read and the store of its result. */
   beforeStore?: (key: string) => Promise<void>;
+  /** Valkey's feed of tag-version changes (tag-tracking.ts), closed with the cache. */
+  tracking?: TagFeed & { close(): Promise<void> };
+  /** The in-process tier, asked before Valkey (local-tier.ts). */
+  local?: LocalTier;
 }
 
 export class QueryCache implements Cache {
@@ -122,6 +130,11 @@ export class QueryCache implements Cache {
       },
     });
     this.breaker.start();
+  }
+
+  /** Which tags' versions changed, by any instance; undefined without Valkey (or on a cluster). */
+  get tagFeed(): TagFeed | undefined {
+    return this.options.tracking;
   }
 
   /** The store's own state; a suspension (no applier seen) is the applier's to report. */
@@ -192,6 +205,12 @@ export class QueryCache implements Cache {
     const { prefix, log, metrics } = this.options;
     const key = entryKey(prefix, request.procedure, request.input);
     if (this.suspensions.size > 0 || request.mode === "no-store" || this.breaker.state === "down") return { key };
+    const local = await this.options.local?.find(key, request.tags);
+    if (local) {
+      metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
+      log.debug({ key, tier: "l1" }, "cache hit");
+      return { key, ...local };
+    }
     // Concurrent lookups of one entry share one round trip, and only one sent after they arrived:
     // a write acknowledged before a lookup arrived has bumped its tags before that round trip reads
     // them. Under load, a hot entry then costs a round trip per wave of requests, not per request.
@@ -205,15 +224,20 @@ export class QueryCache implements Cache {
 
   /** Reads the tags' tokens and the entry in one round trip; a hit is an entry stored under exactly these tokens. */
   private async fetchEntry(key: string, request: ReadRequest): Promise<Lookup> {
-    const { prefix, store } = this.options;
+    const { prefix, store, local } = this.options;
     try {
       const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
+      // Marked before the tokens are read, so an invalidation that overtakes them is not missed (local-tier.ts).
+      const fetch = local?.beginFetch(request.tags);
+      // Sent in the same pipeline: how long a copy of the entry may live in process memory.
+      const ttl = fetch && store.remainingTtlMs?.(key).catch(() => undefined);
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();
       const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
       const tokens = (await this.currentTokens(tagKeys, values, ttlSeconds)).join(",");
-      if (entry?.startsWith(`${tokens}\n`)) return { key, tokens, payload: entry.slice(tokens.length + 1) };
-      return { key, tokens };
+      const payload = entry?.startsWith(`${tokens}\n`) ? entry.slice(tokens.length + 1) : undefined;
+      if (fetch) local?.completeFetch(fetch, key, tokens, payload, await ttl);
+      return payload === undefined ? { key, tokens } : { key, tokens, payload };
     } catch (error) {
       if (!(error instanceof CacheUnavailable)) throw error;
       return { key };
@@ -251,6 +275,7 @@ export class QueryCache implements Cache {
 
   async close(): Promise<void> {
     this.breaker.stop();
+    await this.options.tracking?.close();
     await this.options.store.close();
   }
 

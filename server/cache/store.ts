@@ -15,6 +15,8 @@ export interface CacheStore {
   mset(entries: readonly StoreEntry[]): Promise<void>;
   /** Sets `key` unless it holds a value; returns the value it holds afterwards. */
   setIfAbsent(entry: StoreEntry): Promise<string>;
+  /** How long `key` has left to live, in ms; undefined if it is absent or never expires. */
+  remainingTtlMs?(key: string): Promise<number | undefined>;
   close(): Promise<void>;
   /** Why the store last failed to connect, if it did: more telling than the failed command. */
   readonly lastConnectionError?: unknown;

@@ -86,6 +86,17 @@ export class ValkeyStore implements CacheStore {
     return previous ?? value;
   }
 
+  async remainingTtlMs(key: string): Promise<number | undefined> {
+    const ms = await this.client.pttl(key);
+    return ms >= 0 ? ms : undefined;
+  }
+
+  /** The run_id of the server this store's connection reaches (a standalone server only). */
+  async runId(): Promise<string | undefined> {
+    if (this.client instanceof Cluster) return undefined;
+    return /^run_id:(\w+)/m.exec(await this.client.info("server"))?.[1];
+  }
+
   async close(): Promise<void> {
     try {
       await this.client.quit();

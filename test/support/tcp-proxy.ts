@@ -9,6 +9,8 @@ export class TcpProxy {
   private mode: ProxyMode = "open";
   private readonly pairs = new Set<[Socket, Socket]>();
   private holdAfter: { marker: string; held: () => void } | undefined;
+  private holding = false;
+  private readonly watches = new Set<{ marker: string; seen: () => void }>();
 
   private constructor(
     private readonly server: Server,
@@ -64,8 +66,20 @@ export class TcpProxy {
     });
   }
 
+  /** From now on, holds back what the servers send (clients' bytes still go through), until restore(). */
+  holdReplies(): void {
+    this.holding = true;
+    for (const [, upstream] of this.pairs) upstream.pause();
+  }
+
+  /** Resolves once a client sends bytes containing `marker`. */
+  sent(marker: string): Promise<void> {
+    return new Promise((seen) => this.watches.add({ marker, seen }));
+  }
+
   restore(): void {
     this.mode = "open";
+    this.holding = false;
     this.holdAfter = undefined;
     for (const [a, b] of this.pairs) {
       a.resume();
@@ -91,6 +105,11 @@ export class TcpProxy {
     client.on("error", drop).on("close", drop);
     upstream.on("error", drop).on("close", drop);
     client.on("data", (chunk: Buffer) => {
+      for (const watch of this.watches) {
+        if (!chunk.includes(watch.marker)) continue;
+        this.watches.delete(watch);
+        watch.seen();
+      }
       const hold = this.holdAfter;
       if (hold && chunk.includes(hold.marker)) {
         this.holdAfter = undefined;
@@ -104,6 +123,7 @@ export class TcpProxy {
       client.pause();
       upstream.pause();
     }
+    if (this.holding) upstream.pause();
   }
 }
 
