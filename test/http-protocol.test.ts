@@ -154,7 +154,7 @@ describe("a miss", () => {
 });
 
 describe("Retry-After", () => {
-  it("is on every 503, REST and tRPC, single and batched, and on no other answer", async () => {
+  it("is on every 503 and 504, REST and tRPC, single and batched, and on no other answer", async () => {
     const ok = await fetch(`${server.url}/count?customerid=3`, { headers: { "cache-control": "no-store" } });
     expect(ok.status).toBe(200);
     expect(ok.headers.get("retry-after")).toBeNull();
@@ -175,7 +175,9 @@ describe("Retry-After", () => {
         ),
       ]);
       for (const res of answers) {
-        expect({ url: res.url, status: res.status }).toEqual({ url: res.url, status: 503 });
+        // A write cut off with its statement possibly sent: its outcome is unknown (server/writes.ts).
+        const status = /\/add\/|orders\.add/.test(res.url) ? 504 : 503;
+        expect({ url: res.url, status: res.status }).toEqual({ url: res.url, status });
         expect(res.headers.get("retry-after")).toBe("1");
         await res.arrayBuffer();
       }

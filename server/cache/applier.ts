@@ -100,6 +100,7 @@ export class Applier {
   /** Until when this instance doesn't stand for election (it stepped down: it couldn't reach the store). */
   private abstainUntil = 0;
   private storeFailingSince: number | undefined;
+  /** The covered record as last read (undefined: no baseline yet, at start or after an outage). */
   private lastSeen: string | null | undefined;
   private lastSeenAt = 0;
   private fresh = false;
@@ -126,7 +127,7 @@ export class Applier {
   }
 
   private get staleAfterMs(): number {
-    return this.options.staleAfterMs ?? 2000;
+    return this.options.staleAfterMs ?? 5000;
   }
 
   start(): void {
@@ -175,22 +176,21 @@ export class Applier {
     try {
       seen = await cache.viaBreaker.get(coveredName);
     } catch {
-      return; // the store is down (reads bypass it anyway): staleness is judged once it answers
+      // The store is down (reads bypass it anyway): staleness is judged again from the next answer on.
+      this.lastSeen = undefined;
+      return;
     }
     const now = performance.now();
-    if (seen !== this.lastSeen) {
-      const first = this.lastSeen === undefined;
+    if (this.lastSeen === undefined) {
+      // A baseline (at start, after an outage): only a change from it shows a pass.
       this.lastSeen = seen;
-      if (!first && seen !== null) {
-        this.lastSeenAt = now;
-        if (!this.fresh) {
-          this.fresh = true;
-          metrics.changesUp.set(1);
-          cache.resume("changes");
-          log.info("changes reach the cache: an applier passes");
-        }
-        return;
-      }
+      this.lastSeenAt = now;
+      return;
+    }
+    if (seen !== this.lastSeen && seen !== null) {
+      this.lastSeen = seen;
+      this.passSeen(now);
+      return;
     }
     if (this.fresh && now - this.lastSeenAt > this.staleAfterMs) {
       this.fresh = false;
@@ -202,6 +202,17 @@ export class Applier {
         "no applier has passed lately: the cache is bypassed until one does",
       );
     }
+  }
+
+  /** A pass advanced the covered record (seen in the store, or made here). */
+  private passSeen(now: number): void {
+    const { cache, metrics, log } = this.options;
+    this.lastSeenAt = Math.max(this.lastSeenAt, now);
+    if (this.fresh) return;
+    this.fresh = true;
+    metrics.changesUp.set(1);
+    cache.resume("changes");
+    log.info("changes reach the cache: an applier passes");
   }
 
   /** Stands for election: takes the lock if nobody holds it, then leads until its session ends. */
@@ -321,6 +332,7 @@ export class Applier {
       if (this.passes % bookkeepingEvery === 1) await session.afterPass(storeId, changes.snapshot);
       this.covered = changes.snapshot;
       this.storeFailingSince = undefined;
+      this.passSeen(performance.now());
       metrics.applierPasses.inc();
       stop();
     } catch (error) {
