@@ -79,6 +79,23 @@ describe("start-up with settings that waiting won't fix", () => {
     expect(output).not.toContain("s3cret-pw");
   });
 
+  it("stops on a password PostgreSQL refuses, in one line naming the password in DATABASE_URL", async () => {
+    // A server of the test's own that checks passwords (the shared one may trust every local connection).
+    const guarded = await startLocalPostgres({ password: "the-right-one" });
+    try {
+      const u = new URL(guarded.url);
+      u.password = "s3cret-pw";
+      const { code, output } = await start({ DATABASE_URL: u.toString() });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toMatch(
+        /^start-up failed: PostgreSQL at .* refused the password \(password authentication failed for user "postgres"\): check the password in DATABASE_URL$/,
+      );
+      expect(output).not.toContain("s3cret-pw");
+    } finally {
+      await guarded.remove();
+    }
+  });
+
   it("stops when DATABASE_URL asks for TLS from a server without it, naming sslmode", async () => {
     // A server of the test's own, made by initdb: TLS off, whatever the shared one is configured with.
     const plain = await startLocalPostgres();
