@@ -83,7 +83,7 @@ describe("three instances with the in-process tier", () => {
     expect(writes.filter((w) => w.via === "api").length).toBeGreaterThan(20);
     expect(writes.filter((w) => w.via === "psql").length).toBeGreaterThan(10);
     expect(reads.length).toBeGreaterThan(1000);
-    expect(hits).toBeGreaterThan(100); // the tier answered throughout, not only between the events
+    expect(hits).toBeGreaterThan(100); // the tier was in use
     expect(stale).toEqual([]);
     expect(impossibleReads(history)).toEqual([]);
   }, 120_000);
