@@ -59,7 +59,7 @@ describe("three instances with the in-process tier", () => {
         proxy.restore();
         await at(1500);
         // Back after the cut: one per instance.
-        await expect.poll(async () => (await invalidationConnections()).length, { timeout: 10_000 }).toBe(3);
+        await expect.poll(async () => (await invalidationConnections()).length, { timeout: 30_000 }).toBe(3);
         for (const id of await invalidationConnections()) await command(valkey.port, "CLIENT", "KILL", "ID", id);
         await at(1500);
         await valkey.restart();
