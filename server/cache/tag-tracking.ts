@@ -83,6 +83,8 @@ export class TagTracking implements TagFeed {
     this.connection = new Valkey(options.url, {
       connectionName: trackingConnectionName,
       connectTimeout: options.connectTimeoutMs ?? 1000,
+      // No command here may hang for good: a start that gets no answer is tried again from a new connection.
+      commandTimeout: options.hungAfterMs ?? (options.barrierTimeoutMs ?? 200) * 10,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       // Re-subscribing alone is not enough: tracking must be turned on again first (begin()).

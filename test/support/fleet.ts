@@ -35,13 +35,18 @@ export class Fleet {
     }
   }
 
-  /** Restarts instance `index`; `beforeStop` sees it drained (e.g. to read its metrics). */
-  async restart(index: number, beforeStop?: (server: ServerProcess) => Promise<void>): Promise<void> {
+  /** Restarts instance `index`; `beforeStop` sees it drained (e.g. to read its metrics). SIGKILL: killed, not stopped. */
+  async restart(
+    index: number,
+    beforeStop?: (server: ServerProcess) => Promise<void>,
+    signal: "SIGTERM" | "SIGKILL" = "SIGTERM",
+  ): Promise<void> {
     this.draining.add(index);
     await expect.poll(() => this.running[index], { interval: 2, timeout: 10_000 }).toBe(0);
     const old = this.servers[index] as ServerProcess;
     await beforeStop?.(old);
-    expect(await old.stop()).toBe(0);
+    const code = await old.stop(signal);
+    if (signal === "SIGTERM") expect(code).toBe(0);
     this.servers[index] = await this.start();
     this.draining.delete(index);
   }
@@ -163,11 +168,18 @@ export async function recordHistory(options: {
 
 const affects = (w: Write, key: Key) => key === "all" || w.customer === key;
 
-/** Reads that began after a write was acknowledged (psql: committed plus `propagationMs`) but don't count it. */
-export function staleReads({ base, writes, reads }: History, propagationMs: number): Read[] {
+/**
+ * Reads that began after a write was acknowledged (psql: committed plus its
+ * propagation bound, `propagationMs` or what `boundOf` says for it) but don't count it.
+ */
+export function staleReads(
+  { base, writes, reads }: History,
+  propagationMs: number,
+  boundOf: (w: Write) => number = () => propagationMs,
+): Read[] {
   return reads.filter((r) => {
     const mustSee = writes.filter(
-      (w) => affects(w, r.key) && (w.via === "api" ? w.end : w.end + propagationMs) <= r.start,
+      (w) => affects(w, r.key) && (w.via === "api" ? w.end : w.end + boundOf(w)) <= r.start,
     );
     return r.value < (base.get(r.key) ?? 0) + mustSee.length;
   });
