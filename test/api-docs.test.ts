@@ -153,9 +153,21 @@ describe("a procedure added to the router", () => {
       },
       publicProcedure.input(z.object({ word: z.string().min(1) })).query(({ input }) => ({ echoed: input.word })),
     );
+    const ticks = documented(
+      {
+        kind: "subscription",
+        summary: "Counts up",
+        input: z.object({ from: z.number().int() }),
+        output: z.object({ tick: z.number().int() }),
+        example: { from: 1 },
+      },
+      publicProcedure.input(z.object({ from: z.number().int() })).subscription(async function* ({ input }) {
+        yield { tick: input.from };
+      }),
+    );
     const throwaway = await startTestApp(
       { DATABASE_URL: db.url },
-      { api: { procedures: { ...procedures, extra: { echo } }, policies: cachePolicies } },
+      { api: { procedures: { ...procedures, extra: { echo, ticks } }, policies: cachePolicies } },
     );
     try {
       const document = (await (await fetch(`${throwaway.url}/openapi.json`)).json()) as Document;
@@ -175,6 +187,9 @@ describe("a procedure added to the router", () => {
       expect((await fetch(`${throwaway.url}/trpc/extra.echo`, { method: "DELETE" })).headers.get("allow")).toBe(
         "GET, HEAD",
       );
+      const subscription = document.paths["/trpc/extra.ticks"]?.get;
+      expect(subscription?.summary).toBe("Counts up");
+      expect(Object.keys(subscription?.responses["200"]?.content ?? {})).toEqual(["text/event-stream"]);
     } finally {
       await throwaway.close();
     }

@@ -31,6 +31,7 @@ const everyCall: Partial<Record<TRPC_ERROR_CODE_KEY, string>> = {
 };
 const byKind: Record<ProcedureKind, Partial<Record<TRPC_ERROR_CODE_KEY, string>>> = {
   query: {},
+  subscription: {},
   mutation: {
     PAYLOAD_TOO_LARGE: "the body is larger than the limit",
     UNSUPPORTED_MEDIA_TYPE: "the body is not JSON (Content-Type: application/json)",
@@ -80,24 +81,34 @@ function errorResponses(kind: ProcedureKind, own: ProcedureDoc["errors"] = {}) {
 }
 
 function procedureOperation(path: string, doc: ProcedureDoc) {
+  const output = superjsonOf(schema(doc.output, "output"));
   const responses = {
-    200: {
-      description: "the result",
-      content: jsonContent({
-        type: "object",
-        properties: { result: { type: "object", properties: { data: superjsonOf(schema(doc.output, "output")) } } },
-      }),
-    },
+    200:
+      doc.kind === "subscription"
+        ? {
+            description: "server-sent events, each `data:` one output, superjson-serialized",
+            content: { "text/event-stream": { schema: { type: "string" }, "x-event-data": output } },
+          }
+        : {
+            description: "the result",
+            content: jsonContent({
+              type: "object",
+              properties: { result: { type: "object", properties: { data: output } } },
+            }),
+          },
     ...errorResponses(doc.kind, doc.errors),
   };
   const input = superjsonOf(schema(doc.input, "input"));
   const example = { json: doc.example };
   const common = { tags: ["tRPC"], summary: doc.summary, operationId: path, responses };
-  if (doc.kind === "query") {
+  if (doc.kind !== "mutation") {
     return {
       get: {
         ...common,
-        description: "A tRPC query. `input` is the superjson-serialized input as JSON, URL-encoded.",
+        description:
+          doc.kind === "query"
+            ? "A tRPC query. `input` is the superjson-serialized input as JSON, URL-encoded."
+            : "A tRPC subscription: server-sent events (text/event-stream), each carrying one `output`. `input` as for a query.",
         parameters: [{ name: "input", in: "query", required: false, content: jsonContent(input, example) }],
       },
     };

@@ -10,13 +10,14 @@ import type {
   AnyMutationProcedure,
   AnyProcedure,
   AnyQueryProcedure,
+  AnySubscriptionProcedure,
   inferProcedureInput,
   inferProcedureOutput,
   TRPC_ERROR_CODE_KEY,
 } from "@trpc/server";
 import type { z } from "zod";
 
-export type ProcedureKind = "query" | "mutation";
+export type ProcedureKind = "query" | "mutation" | "subscription";
 
 /** What the document says of a procedure beyond its kind and input. */
 export interface About<TOutput extends z.ZodType = z.ZodType, TExample = unknown> {
@@ -42,7 +43,16 @@ export interface ProcedureRecord {
 const docs = new WeakMap<AnyProcedure, ProcedureDoc>();
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-type KindOf<P> = P extends AnyQueryProcedure ? "query" : P extends AnyMutationProcedure ? "mutation" : never;
+type KindOf<P> = P extends AnyQueryProcedure
+  ? "query"
+  : P extends AnyMutationProcedure
+    ? "mutation"
+    : P extends AnySubscriptionProcedure
+      ? "subscription"
+      : never;
+/** What a call answers: a subscription's output is each value it yields. */
+type OutputOf<P extends AnyProcedure> =
+  inferProcedureOutput<P> extends AsyncIterable<infer Item> ? Item : inferProcedureOutput<P>;
 /** Compiles only when the schemas' types are the procedure's own. */
 export type Agrees<TActual, TDeclared> =
   Same<TActual, TDeclared> extends true
@@ -51,12 +61,12 @@ export type Agrees<TActual, TDeclared> =
 
 /** Declares `procedure` as the document will describe it; returns it unchanged. */
 export function documented<
-  P extends AnyQueryProcedure | AnyMutationProcedure,
+  P extends AnyQueryProcedure | AnyMutationProcedure | AnySubscriptionProcedure,
   TIn extends z.ZodType,
   TOut extends z.ZodType,
 >(
   doc: About<TOut, z.input<TIn>> & { kind: KindOf<P>; input: TIn } & Agrees<inferProcedureInput<P>, z.input<TIn>> &
-    Agrees<inferProcedureOutput<P>, z.output<TOut>>,
+    Agrees<OutputOf<P>, z.output<TOut>>,
   procedure: P,
 ): P {
   return declare(doc, procedure);
@@ -93,5 +103,5 @@ export function procedureDocs(record: ProcedureRecord): ReadonlyMap<string, Proc
 
 /** The methods a single procedure answers (HEAD with GET). */
 export function methodsOf(kind: ProcedureKind): readonly string[] {
-  return kind === "query" ? ["GET", "HEAD"] : ["POST"];
+  return kind === "mutation" ? ["POST"] : ["GET", "HEAD"]; // a subscription is a GET (server-sent events)
 }
