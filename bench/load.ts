@@ -12,7 +12,8 @@ import { run } from "../test/support/run.ts";
 
 /**
  * One kind of request in a scenario, drawn with probability weight / total.
- * `{hot}` in the path or body becomes one of the hot customers, `{random}` any customer.
+ * `{hot}` in the path or body becomes one of the hot customers, `{random}` any customer;
+ * `{key}` in a header, a key no other request of the run has (an Idempotency-Key, as the client sends).
  */
 export interface RequestSpec {
   weight?: number;
@@ -84,10 +85,14 @@ function pick(workload: Workload): () => RequestSpec {
   };
 }
 
+let keys = 0;
+const keyPrefix = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+
 function fill(text: string, workload: Workload): string {
   return text
     .replaceAll("{hot}", () => String(workload.hot[Math.floor(Math.random() * workload.hot.length)]))
-    .replaceAll("{random}", () => String(1 + Math.floor(Math.random() * workload.customers)));
+    .replaceAll("{random}", () => String(1 + Math.floor(Math.random() * workload.customers)))
+    .replaceAll("{key}", () => `${keyPrefix}-${++keys}`);
 }
 
 async function runAutocannon(options: LoadOptions, duration: number): Promise<Measured> {
@@ -106,7 +111,7 @@ async function runAutocannon(options: LoadOptions, duration: number): Promise<Me
             path: fill(spec.path, options),
             method: spec.method ?? "GET",
             body: spec.body === undefined ? undefined : fill(spec.body, options),
-            headers: withJson(spec),
+            headers: Object.fromEntries(Object.entries(withJson(spec)).map(([k, v]) => [k, fill(v, options)])),
           };
         },
       },
@@ -144,18 +149,25 @@ local customers = ${workload.customers}
 local entries = {
 ${entries.join("\n")}
 }
+local keyPrefix = string.format("%x-%x-", os.time(), math.random(0, 2147483647))
+local keys = 0
 local function fill(s)
   if s == nil then return nil end
   s = s:gsub("{hot}", function() return tostring(hot[math.random(#hot)]) end)
+  s = s:gsub("{key}", function() keys = keys + 1; return keyPrefix .. keys end)
   return (s:gsub("{random}", function() return tostring(math.random(customers)) end))
+end
+local function format(e)
+  local headers = {}
+  for k, v in pairs(e.headers) do headers[k] = fill(v) end
+  return wrk.format(e.method, fill(e.path), headers, fill(e.body))
 end
 request = function()
   local r = math.random()
   for _, e in ipairs(entries) do
-    if r <= e.upto then return wrk.format(e.method, fill(e.path), e.headers, fill(e.body)) end
+    if r <= e.upto then return format(e) end
   end
-  local e = entries[#entries]
-  return wrk.format(e.method, fill(e.path), e.headers, fill(e.body))
+  return format(entries[#entries])
 end
 `;
 }

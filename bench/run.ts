@@ -10,11 +10,14 @@
 // write → read sequences that counts stale reads. Writes bench/results/<date>.json,
 // .md and .svg (and latest.*), and prints the table.
 import { spawnSync } from "node:child_process";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
+import { measurePropagation } from "./propagation-trials.ts";
 import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts";
 import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load.ts";
 import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
@@ -46,10 +49,12 @@ const rows: Row[] = [];
 const notes: string[] = [];
 
 const noStore = { "cache-control": "no-store" };
+// A fresh Idempotency-Key per request, as the typed client sends.
 const addHot: RequestSpec = {
   method: "POST",
   path: "/add/",
   body: '{"customerid":{hot},"netamount":10,"tax":0.83}',
+  headers: { "idempotency-key": "{key}" },
 };
 /** Writes to hot customers; reads: one in ten the total, else a hot customer's count. */
 const mix = (writePercent: number): RequestSpec[] => [
@@ -149,40 +154,77 @@ async function staleAfterwards(
   }
 }
 
+/** What PostgreSQL itself commits: pgbench running `script` on 32 connections (as wrk's), transactions per second. */
+async function pgbench(env: BenchEnvironment, script: string): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), "bench-pgbench-"));
+  try {
+    await writeFile(join(dir, "script.sql"), script);
+    const result = spawnSync(
+      "pgbench",
+      ["-n", "-c", "32", "-j", "2", "-T", String(seconds), "-f", join(dir, "script.sql"), env.databaseUrl],
+      { encoding: "utf8" },
+    );
+    const tps = /tps = ([\d.]+)/.exec(result.stdout)?.[1];
+    if (result.status !== 0 || tps === undefined) throw new Error(`pgbench failed: ${result.stderr.slice(0, 500)}`);
+    return Number(tps);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /**
- * Write-only throughput with the aggregate triggers and with them disabled (the
- * build without aggregates), alternating twice so drift in the machine's load
- * weighs on both; then the triggers are back and a rebuild repairs what the
- * disabled runs skipped.
+ * The write path against PostgreSQL's own ceiling, in one run, alternating so
+ * drift in the machine's load weighs on both: POST /add/ alone (a fresh key
+ * per request) and pgbench's plain INSERT into the same table with every user
+ * trigger disabled; then pgbench calling add_order() itself (what one API write
+ * costs PostgreSQL). Afterwards the triggers are back, the aggregates rebuilt
+ * and the cache retired (the trigger-less inserts were not logged).
  */
-async function writeThroughput(env: BenchEnvironment, server: ServerProcess, dataset: string) {
+async function writePath(env: BenchEnvironment, server: ServerProcess, dataset: string) {
   const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
-  const triggers = ["insert", "update_add", "update_remove", "delete", "truncate"].map((t) => `order_aggregates_${t}`);
-  const setTriggers = async (state: "ENABLE" | "DISABLE") => {
-    for (const t of triggers) await sql.unsafe(`ALTER TABLE orders ${state} TRIGGER ${t}`);
-  };
-  const throughput = { with: 0, without: 0 };
+  const insert = `\\set c random(1, ${customers})
+INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-06-06', :c, 10, 0.83, 10.83);
+`;
+  const addOrder = `\\set c random(1, ${customers})
+SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), now() + interval '10 s', :c, '2004-06-06', 10, 0.83, 10.83);
+`;
+  const api: number[] = [];
+  const raw: number[] = [];
   try {
     for (const round of [1, 2]) {
-      throughput.with += (
-        await measure(`POST /add/ only, with aggregates (${round})`, dataset, server, [addHot])
-      ).requestsPerSecond;
-      await setTriggers("DISABLE");
-      throughput.without += (
-        await measure(`POST /add/ only, aggregate triggers disabled (${round})`, dataset, server, [addHot])
-      ).requestsPerSecond;
-      await setTriggers("ENABLE");
+      api.push((await measure(`POST /add/ only, a fresh key each (${round})`, dataset, server, [addHot])).requestsPerSecond);
+      await sql`ALTER TABLE orders DISABLE TRIGGER USER`;
+      try {
+        raw.push(await pgbench(env, insert));
+      } finally {
+        await sql`ALTER TABLE orders ENABLE TRIGGER USER`;
+      }
     }
+    const inSql = await pgbench(env, addOrder);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     notes.push(
-      `write-only throughput at ${dataset} with aggregates: ${((throughput.with / throughput.without) * 100).toFixed(0)}% of the same database with the aggregate triggers disabled (two alternating rounds)`,
+      `${dataset} write path: POST /add/ alone ${api.map(Math.round).join(" / ")}/s against pgbench's plain INSERT with every user trigger disabled ${raw.map(Math.round).join(" / ")}/s (same table, 32 connections, alternating): **${((mean(api) / mean(raw)) * 100).toFixed(1)} %**; pgbench calling add_order() (the API's whole transaction, triggers on) ${Math.round(inSql)}/s`,
     );
   } finally {
-    await setTriggers("ENABLE");
-    const [drift] = await sql<{ months_fixed: number; customers_fixed: number }[]>`
-      SELECT * FROM order_aggregates_rebuild()`;
+    await sql`ALTER TABLE orders ENABLE TRIGGER USER`;
+    await sql`SELECT * FROM order_aggregates_rebuild()`;
+    await sql`INSERT INTO cache.change_log (tags) VALUES (ARRAY['*'])`; // the unlogged inserts: retire everything
+    await sql.end();
+  }
+}
+
+/** A psql-style write's time to show in a cached count while the API writes at full rate beside it. */
+async function propagationUnderWrites(env: BenchEnvironment, server: ServerProcess, dataset: string) {
+  const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const load = measure("POST /add/ only, with psql writes timed beside it", dataset, server, [addHot]);
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // past wrk's warm-up
+    const trials = await measurePropagation(server.url, sql, checkerCustomers[0] as number, 50);
+    await load;
     notes.push(
-      `after the runs without triggers, order_aggregates_rebuild() repaired ${drift?.months_fixed} months and ${drift?.customers_fixed} customers`,
+      `${dataset}: a psql write shown in a cached /count while the API writes at full rate: p50 ${trials.p50.toFixed(1)} ms, p99 ${trials.p99.toFixed(1)} ms, max ${trials.max.toFixed(1)} ms (50 trials)`,
     );
+  } finally {
     await sql.end();
   }
 }
@@ -230,7 +272,10 @@ async function benchDataset(orders: number, options: { small?: boolean; writes?:
     notes.push(
       `${dataset}: after the mixes, every hot and checker customer's count and the total checked against PostgreSQL: ${after.atOnce} differ at once (writes wrk dropped unanswered at its end may still be notifying), ${after.later} past the 100 ms bound`,
     );
-    if (options.writes) await writeThroughput(env, app, dataset);
+    if (options.writes) {
+      await propagationUnderWrites(env, app, dataset);
+      await writePath(env, app, dataset);
+    }
     await app.stop();
 
     if (options.small) {
@@ -258,7 +303,7 @@ try {
 } finally {
   await bare.stop();
 }
-await benchDataset(12_000, { small: true });
+await benchDataset(12_000, { small: true, writes: true });
 await benchDataset(1_000_000, { writes: true });
 if (extra) await benchDataset(extra, {});
 

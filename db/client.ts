@@ -27,6 +27,11 @@ export function rowsOf<T>(result: unknown): T[] {
 
 export interface DatabaseHandle {
   readonly db: Database;
+  /**
+   * A second, small pool: what learns the outcome of a write whose answer
+   * didn't come must not queue behind the writes that filled the first.
+   */
+  readonly settler: Database;
   /** The postgres.js pool, absent on the embedded database (no COPY, no LISTEN). */
   readonly sql: postgres.Sql | undefined;
   readonly kind: "postgres" | "embedded";
@@ -44,7 +49,7 @@ export interface PoolOptions {
   timeoutSeconds?: number;
   /** Sees every query Drizzle runs. */
   logger?: Logger;
-  /** The connections' application_name, which the change notifications carry (server/cache/change-log.ts). */
+  /** The pool's application_name (a URL's ?application_name= wins). */
   applicationName?: string;
 }
 
@@ -109,26 +114,29 @@ export function describeConnectionError(error: unknown): string {
 
 export function connectPostgres(url: string, options: PoolOptions = {}): DatabaseHandle {
   const tls = postgresTls(url);
-  const sql = postgres(tls.url, {
-    ...(tls.ssl ? { ssl: tls.ssl } : {}),
-    max: options.max ?? 10,
-    connect_timeout: options.timeoutSeconds ?? 10,
-    idle_timeout: 60,
-    max_lifetime: 30 * 60,
-    onnotice: () => {},
-    connection: {
-      application_name: options.applicationName ?? "dellstore-orders",
-      statement_timeout: (options.timeoutSeconds ?? 10) * 1000,
-    },
-  });
+  const pool = (max: number, applicationName: string) =>
+    postgres(tls.url, {
+      ...(tls.ssl ? { ssl: tls.ssl } : {}),
+      max,
+      connect_timeout: options.timeoutSeconds ?? 10,
+      idle_timeout: 60,
+      max_lifetime: 30 * 60,
+      onnotice: () => {},
+      connection: { application_name: applicationName, statement_timeout: (options.timeoutSeconds ?? 10) * 1000 },
+    });
+  const sql = pool(options.max ?? 10, options.applicationName ?? "dellstore-orders");
+  const settlerSql = pool(2, "dellstore-orders-settle");
   const db = drizzlePostgres(sql, { schema, logger: options.logger });
   return {
     db,
+    settler: drizzlePostgres(settlerSql, { schema }),
     sql,
     kind: "postgres",
     description: describeDatabaseUrl(url),
     migrate: () => migratePostgres(db, { migrationsFolder }),
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      await Promise.all([sql.end({ timeout: 5 }), settlerSql.end({ timeout: 1 })]);
+    },
   };
 }
 
@@ -145,6 +153,7 @@ export async function openEmbedded(dataDir: string): Promise<DatabaseHandle> {
   const db = drizzlePglite(client, { schema });
   return {
     db,
+    settler: db,
     sql: undefined,
     kind: "embedded",
     description: `embedded PGlite in ${dataDir}/pgdata`,

@@ -14,6 +14,7 @@ import {
   text,
   timestamp,
   uniqueIndex,
+  uuid,
   varchar,
 } from "drizzle-orm/pg-core";
 
@@ -100,7 +101,10 @@ export const customerOrderStats = pgTable("customer_order_stats", {
 /**
  * One row per write made through the app, stored in the write's own
  * transaction: the caller's Idempotency-Key (or one the server made up), what
- * the request asked for, and the order it created. Swept after 24 hours.
+ * the request asked for, and the order it created. A row without an order is a
+ * tombstone: an attempt whose outcome the app could not learn in time was
+ * proven dead by storing it (db/add-order.ts), so that attempt can never
+ * commit, while a retry with the same key may. Swept after 24 hours.
  */
 export const idempotencyKeys = pgTable(
   "idempotency_keys",
@@ -109,7 +113,9 @@ export const idempotencyKeys = pgTable(
     /** sha256 of the request's normalized input: the same key with another body is a conflict. */
     fingerprint: text("fingerprint").notNull(),
     // No foreign key: deleting an order must not be blocked by its key.
-    orderId: integer("order_id").notNull(),
+    orderId: integer("order_id"),
+    /** On a tombstone: the attempts that must never commit. */
+    abandonedAttempts: uuid("abandoned_attempts").array(),
     createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [index("ix_idempotency_created").on(t.createdAt)],

@@ -1,16 +1,13 @@
 // Wires the service together: database, context, HTTP server. Used by main.ts
 // and by the tests, which start real listening servers on free ports.
 
-import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
-import { sql } from "drizzle-orm";
 import { type DatabaseHandle, describeConnectionError, openDatabase } from "../db/client.ts";
 import { defaultDataset, generateDataset } from "../db/load/generate.ts";
 import { migrationState, notMigratedHint } from "../db/migration-state.ts";
 import { prepareQueries } from "../db/queries.ts";
 import { customers } from "../db/schema.ts";
-import { retentionSeconds } from "./cache/change-log.ts";
-import { DatabaseChanges } from "./cache/database-changes.ts";
+import { Applier, type ApplierOptions } from "./cache/applier.ts";
 import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
@@ -37,6 +34,8 @@ export interface App {
 export interface AppOverrides {
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
+  /** The change applier's timings and test seams. */
+  applier?: Partial<Pick<ApplierOptions, "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
   /** Another router and its cache policies, mounted instead of the app's. */
   api?: HttpOptions["api"];
 }
@@ -53,14 +52,9 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
 }
 
 async function startServing(listener: Listener, config: Config, log: Logger, overrides: AppOverrides): Promise<App> {
-  // Names this instance's writes, so its listener can tell them from others' (server/cache/change-log.ts).
-  const writer = `dellstore-orders/${randomBytes(6).toString("base64url")}`;
   const database =
     overrides.database ??
-    (await openDatabase(config.databaseUrl, config.dataDir, {
-      timeoutSeconds: config.databaseTimeoutSeconds,
-      applicationName: writer,
-    }));
+    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
   try {
     if (database.kind === "embedded") await prepareEmbedded(database, log);
     else await checkDatabase(database, config.databaseUrl, log);
@@ -71,34 +65,32 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
 
   const metrics = createMetrics();
   const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
-  // Writes made outside the app reach the cache through the orders triggers' notifications.
-  const changes =
-    config.databaseUrl && cache instanceof QueryCache
-      ? new DatabaseChanges({
-          url: config.databaseUrl,
+  // Every change to orders, the app's or anyone's, reaches the cache through the change log.
+  const applier =
+    cache instanceof QueryCache
+      ? new Applier({
+          url: database.kind === "postgres" ? config.databaseUrl : undefined,
+          db: database.db,
           cache,
+          storeId: cache.storeId,
           log,
           metrics,
-          writer: overrides.database ? undefined : writer,
+          ...overrides.applier,
         })
       : undefined;
-  changes?.start();
-  // Without a listener (embedded), nobody else prunes the change log its triggers append to.
-  const pruning =
-    database.kind === "embedded"
-      ? setInterval(() => void pruneChangeLog(database).catch(() => {}), 60_000).unref()
-      : undefined;
+  applier?.start();
   // Serve at once either way: a cache that isn't up yet is bypassed until it is.
   await cache.ready(1000);
 
   const context: Context = {
     db: database.db,
+    settler: database.settler,
     queries: prepareQueries(database.db),
     log,
     cache,
     cacheMode: "default",
     metrics,
-    changes,
+    applier,
     apiToken: config.apiToken,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
   };
@@ -108,8 +100,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     );
   }
   const releaseShared = async () => {
-    clearInterval(pruning);
-    await changes?.stop();
+    await applier?.stop();
     await Promise.all([database.close(), cache.close()]);
   };
   let http: Awaited<ReturnType<typeof createHttpApp>>;
@@ -146,12 +137,6 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     context,
     close: () => (closing ??= close()),
   };
-}
-
-function pruneChangeLog(database: DatabaseHandle): Promise<unknown> {
-  return database.db.execute(
-    sql`DELETE FROM cache.change_log WHERE at < now() - make_interval(secs => ${2 * retentionSeconds})`,
-  );
 }
 
 /** First start without DATABASE_URL: migrate the embedded database and give it the generated dataset. */

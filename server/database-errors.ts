@@ -51,3 +51,38 @@ export function isForeignKeyViolation(error: unknown): boolean {
 export function isMissingDatabase(error: unknown): boolean {
   return codes(error).includes("3D000");
 }
+
+/** serialization_failure, deadlock_detected: the attempt was rolled back and may simply be made again. */
+export function isRetryableConflict(error: unknown): boolean {
+  return codes(error).some((code) => code === "40001" || code === "40P01");
+}
+
+// Failures before any statement was sent: the connection was never made.
+const neverSentCodes = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECT_TIMEOUT",
+]);
+
+/**
+ * Whether a failed call proves its transaction did not commit: PostgreSQL
+ * answered the statement with an ERROR (which aborts the transaction, commit
+ * included), or no connection was ever made. A FATAL (the session ended, e.g.
+ * terminated while its commit waited for a standby), a reset or closed
+ * connection, or anything else proves nothing.
+ */
+export function provesNotCommitted(error: unknown): boolean {
+  for (const e of causes(error)) {
+    const code = typeof e.code === "string" ? e.code : undefined;
+    if (code === undefined) continue;
+    if (neverSentCodes.has(code) || /^(28|3D)[0-9A-Z]{3}$/.test(code) || code === "53300" || code === "57P03") {
+      return true;
+    }
+    const severity = e.severity_local ?? e.severity;
+    if (/^[0-9A-Z]{5}$/.test(code) && severity === "ERROR") return true;
+  }
+  return false;
+}

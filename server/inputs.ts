@@ -71,7 +71,7 @@ export const addOrderInput = z
     netAmount: money,
     tax: money,
     /** Defaults to today, by the server's clock and time zone. */
-    orderDate: isoDate.default(today),
+    orderDate: isoDate.optional(),
     /** The same key with the same order returns the first result and stores nothing more. */
     idempotencyKey: idempotencyKey.optional(),
   })
@@ -80,7 +80,14 @@ export const addOrderInput = z
     message: `netAmount + tax must not exceed ${formatCents(maxCents)}`,
     // Only a sum of two valid amounts can be too large; a bad field already has its message.
     when: (payload) => payload.issues.length === 0,
-  });
+  })
+  // The date is filled in, and whether the caller gave it kept: an idempotency key's request is the one
+  // as sent, so a retry after midnight is the same request.
+  .transform(({ orderDate, ...order }) => ({
+    ...order,
+    orderDate: orderDate ?? today(),
+    dateGiven: orderDate !== undefined,
+  }));
 
 export type CountOrdersInput = z.input<typeof countOrdersInput>;
 export type AddOrderInput = z.input<typeof addOrderInput>;

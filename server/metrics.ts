@@ -66,24 +66,41 @@ export function createMetrics() {
       help: "Times the tag tracking connection was lost (the in-process tier's mirror is then rebuilt)",
       registers,
     }),
-    notifications: new Counter({
-      name: "cache_notifications_total",
-      help: "Change notifications received from PostgreSQL",
+    changesUp: new Gauge({
+      name: "cache_changes_up",
+      help: "1 while the change applier's passes are seen (changes made outside the app reach the cache); 0 while not (reads bypass the cache)",
       registers,
     }),
-    notificationsUp: new Gauge({
-      name: "cache_notifications_up",
-      help: "1 while listening for PostgreSQL change notifications; 0 while not (the cache is suspended)",
+    changesOutages: new Counter({
+      name: "cache_changes_outages_total",
+      help: "Times no applier pass was seen for too long (reads bypassed the cache until one was)",
       registers,
     }),
-    changeLogSteps: new Counter({
-      name: "cache_change_log_steps_total",
-      help: "Times this instance recorded which logged changes the cache has applied (about once a second while listening)",
+    applier: new Gauge({
+      name: "cache_applier",
+      help: "1 while this instance is its cache store's change applier",
       registers,
     }),
-    notificationOutages: new Counter({
-      name: "cache_notification_outages_total",
-      help: "Times the notification connection was lost (the changes made meanwhile are replayed from the change log)",
+    applierPasses: new Counter({
+      name: "cache_applier_passes_total",
+      help: "Passes this instance made over the change log as the applier",
+      registers,
+    }),
+    applierPassDuration: new Histogram({
+      name: "cache_applier_pass_duration_seconds",
+      help: "Time of one applier pass: read the changes, bump their tags, record the snapshot, prune",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    wakes: new Counter({
+      name: "cache_wakes_total",
+      help: "Wake-ups received: writes made outside the app committed",
+      registers,
+    }),
+    writeOutcomes: new Counter({
+      name: "write_outcomes_total",
+      help: "Writes by how their outcome was learned: committed, refused (PostgreSQL said so), settled (absent, proven by a tombstone; or found stored), unknown (504)",
+      labelNames: ["outcome"] as const,
       registers,
     }),
     procedureDuration: new Histogram({

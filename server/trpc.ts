@@ -5,7 +5,7 @@ import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
 import type { Queries } from "../db/queries.ts";
 import { bearerMatches } from "./auth.ts";
-import type { DatabaseChanges } from "./cache/database-changes.ts";
+import type { Applier } from "./cache/applier.ts";
 import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
@@ -15,13 +15,15 @@ import type { Metrics } from "./metrics.ts";
 
 export interface Context {
   db: Database;
+  /** A few connections of their own, for learning what became of a write whose answer didn't come. */
+  settler: Database;
   queries: Queries;
   log: Logger;
   cache: Cache;
   /** "no-store" when the request's Cache-Control says so: the cache is then neither read nor written. */
   cacheMode: CacheMode;
-  /** The PostgreSQL change listener; absent on the embedded database, which only this process writes. */
-  changes?: DatabaseChanges | undefined;
+  /** Applies the change log to the cache (and watches that someone does); absent in tests that bring their own cache. */
+  applier?: Applier | undefined;
   metrics: Metrics;
   /** When set, mutations need `Authorization: Bearer <apiToken>`. */
   apiToken?: string | undefined;
@@ -70,35 +72,25 @@ const unavailable = () =>
   new TRPCError({ code: "SERVICE_UNAVAILABLE", message: "The database is unavailable; try again shortly." });
 
 /**
- * The instant past which a write started at `startedAt` must not commit. The
- * caller hears 503 only at `startedAt + budget`, a margin later, so a commit
- * the database checks against this deadline can't happen after the 503 unless
- * the two hosts' clocks differ by more than the margin.
- */
-export function writeDeadline(startedAt: number, budgetMs: number): Date {
-  return new Date(startedAt + budgetMs - Math.min(1000, budgetMs / 4));
-}
-
-/**
  * Around every procedure: times the call for /metrics, turns "the database
  * can't be reached" into SERVICE_UNAVAILABLE, and bounds the wait, since a hung
- * server or network must not hold the caller. Reads end with their
- * statement_timeout; writes get `deadline`, which their transaction checks
- * when it commits (db/add-order.ts), so a write answered 503 here never
- * commits later. One middleware, not three: each level of tRPC's chain costs a
- * copy of the call's options.
+ * server or network must not hold the caller. A query still waiting after the
+ * budget answers SERVICE_UNAVAILABLE (it changed nothing); a mutation gets
+ * `answerBy` instead and answers by then with what is true of its write
+ * (server/writes.ts), which only it can learn. One middleware, not three: each
+ * level of tRPC's chain costs a copy of the call's options.
  */
 const guarded = t.middleware(async ({ ctx, path, type, next }) => {
-  const startedAt = Date.now();
+  const answerBy = Date.now() + ctx.databaseTimeoutMs;
   const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
+    if (type !== "mutation") timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
   });
   try {
-    const deadline = writeDeadline(startedAt, ctx.databaseTimeoutMs);
-    const result = await Promise.race([next({ ctx: { deadline } }), timeout]);
-    if (!result.ok && isDatabaseUnavailable(result.error.cause)) throw unavailable();
+    const result = await Promise.race([next({ ctx: { answerBy } }), timeout]);
+    // A mutation's errors already say whether it stored anything (server/writes.ts).
+    if (!result.ok && type !== "mutation" && isDatabaseUnavailable(result.error.cause)) throw unavailable();
     stop({ outcome: result.ok ? "ok" : result.error.code });
     return result;
   } catch (error) {

@@ -148,14 +148,17 @@ describe("what it tells", () => {
     await server.client.orders.count.query({ customerId: 6 });
     await server.client.orders.add.mutate({ customerId: 6, netAmount: 1, tax: 0 });
     const key = `${prefix}:v1:q:orders.count:{"customerId":6}`;
-    const lines = server.logs.filter((l) => l.msg.startsWith("cache ")).map((l) => [l.msg, l.key ?? l.tags]);
+    // This customer's lines: the applier's passes also bump what earlier tests wrote.
+    const mine = (l: Record<string, unknown>) =>
+      l.key === key || (Array.isArray(l.tags) && l.tags.includes("orders:customer:6"));
+    const lines = server.logs.filter((l) => l.msg.startsWith("cache ") && mine(l)).map((l) => [l.msg, l.key ?? l.tags]);
     expect(lines.slice(0, 4)).toEqual([
       ["cache miss", key],
       ["cache store", key],
       ["cache hit", key],
       ["cache invalidate", expect.arrayContaining(["orders:all", "orders:customer:6"])],
     ]);
-    // The orders trigger's notification of the same write may follow.
+    // The applier's pass may bump the same write's tags once more.
     expect(lines.slice(4).every(([msg]) => msg === "cache invalidate")).toBe(true);
   });
 
@@ -172,12 +175,14 @@ describe("what it tells", () => {
     );
   });
 
-  it("reports the cache and the change notifications up in /health", async () => {
-    expect(await (await fetch(`${server.url}/health`)).json()).toEqual({
-      status: "ok",
-      database: "up",
-      cache: "up",
-      notifications: "up",
-    });
+  it("reports the cache up, and changes made outside the app reaching it, in /health", async () => {
+    await expect
+      .poll(async () => (await fetch(`${server.url}/health`)).json())
+      .toEqual({
+        status: "ok",
+        database: "up",
+        cache: "up",
+        changes: "up",
+      });
   });
 });

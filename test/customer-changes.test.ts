@@ -1,5 +1,5 @@
 // Writes to customers made outside the app (psql) reach the cached
-// customers.summary through the customers triggers' notifications: a deleted
+// customers.summary through the customers triggers' change log: a deleted
 // or renumbered customer stops answering "0 orders" within 100 ms.
 import { describe, expect, inject, it } from "vitest";
 import { percentile } from "../bench/environment.ts";
@@ -35,7 +35,7 @@ const idleCustomers = async (n: number) =>
 const none = (customerId: number) => ({ customerId, orders: 0, totalSpent: "0.00", lastOrderDate: null });
 const listening = async () =>
   expect
-    .poll(async () => ((await (await fetch(`${server.url}/health`)).json()) as { notifications: string }).notifications)
+    .poll(async () => ((await (await fetch(`${server.url}/health`)).json()) as { changes: string }).changes)
     .toBe("up");
 
 describe("writes to customers made with psql", () => {

@@ -94,9 +94,10 @@ describe("errors, as FastAPI answers them", () => {
 
 describe("/health", () => {
   it("reports the database up, and the in-process cache when there is no VALKEY_URL", async () => {
+    await expect.poll(async () => (await get("/health")).json()).toMatchObject({ changes: "up" });
     const res = await get("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory", notifications: "up" });
+    expect(await res.json()).toEqual({ status: "ok", database: "up", cache: "memory", changes: "up" });
     const warnings = server.logs.filter((l) => l.level === 40).map((l) => l.msg);
     expect(warnings).toContainEqual(
       expect.stringMatching(/^no VALKEY_URL: caching in this process's memory, which other instances don't share/),

@@ -165,7 +165,7 @@ it(`stays correct and flat for ${seconds} s of mixed load through a Valkey cut a
   // Recovered by itself: nothing was restarted.
   await expect
     .poll(async () => (await fetch(`${server.url}/health`)).json(), { timeout: 10_000 })
-    .toEqual({ status: "ok", database: "up", cache: "up", notifications: "up" });
+    .toEqual({ status: "ok", database: "up", cache: "up", changes: "up" });
   for (const c of customers) {
     const [{ n } = { n: -1 }] = await db.sql<
       { n: number }[]

@@ -78,7 +78,7 @@ describe("the service on both, over TLS", () => {
           status: "ok",
           database: "up",
           cache: "up",
-          notifications: "up",
+          changes: "up",
         });
       expect(await (await fetch(`${server.url}/count`)).json()).toEqual({ count: 12_000 });
       const hit = await fetch(`${server.url}/count`);

@@ -48,6 +48,6 @@ describe("on a Valkey Cluster", () => {
     ]);
     expect(psql.code, psql.stderr).toBe(0);
     await expect.poll(() => count(51), { timeout: 1000, interval: 5 }).toBe((first[1] ?? 0) + 1);
-    expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ cache: "up", notifications: "up" });
+    expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ cache: "up", changes: "up" });
   });
 });

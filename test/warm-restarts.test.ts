@@ -1,6 +1,6 @@
 // Restarts, reconnects and store outages keep the cache warm: only what may
 // really have changed meanwhile is retired, replayed from the change log
-// (server/cache/change-log.ts); and only what may have changed is invalidated.
+// (server/cache/applier.ts); and only what may have changed is invalidated.
 // Real PostgreSQL and Valkey, with TCP proxies to cut or hang them.
 import { describe, expect, inject, it } from "vitest";
 import { epochTag, tagKey } from "../server/cache/keys.ts";
@@ -38,19 +38,24 @@ const metric = async (app: TestApp, name: string, labels = "") => {
 const hits = (app: TestApp) => metric(app, "cache_requests_total", '{procedure="orders.count",result="hit"}');
 const health = async (app: TestApp) => (await (await fetch(`${app.url}/health`)).json()) as Record<string, string>;
 const epoch = () => valkey.get(tagKey(prefix, epochTag));
-/** Resolves after `n` more change-log steps (heartbeats that recorded what the cache has applied). */
-const steps = async (app: TestApp, n: number) => {
-  const from = await metric(app, "cache_change_log_steps_total");
+/** Resolves after `n` more applier passes (each recorded what the cache has applied). */
+const passes = async (app: TestApp, n: number) => {
+  const from = await metric(app, "cache_applier_passes_total");
   await expect
-    .poll(() => metric(app, "cache_change_log_steps_total"), { timeout: 5000 })
+    .poll(() => metric(app, "cache_applier_passes_total"), { timeout: 5000 })
     .toBeGreaterThanOrEqual(from + n);
 };
-const killListeners = () => db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-  WHERE datname = current_database() AND application_name = 'dellstore-orders-listener'`;
+const applierSessions = async () =>
+  (
+    await db.sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'dellstore-orders-applier'`
+  ).map((row) => row.pid);
+const killAppliers = () => db.sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+  WHERE datname = current_database() AND application_name = 'dellstore-orders-applier'`;
 const insert = (customerId: number) =>
   db.sql`INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-06-06', ${customerId}, 1, 0.08, 1.08)`;
 const up = (app: TestApp) =>
-  expect.poll(() => health(app), { timeout: 10_000 }).toMatchObject({ cache: "up", notifications: "up" });
+  expect.poll(() => health(app), { timeout: 10_000 }).toMatchObject({ cache: "up", changes: "up" });
 
 /** Reads each customer's count twice (the second a hit), and returns the counts. */
 async function warm(app: TestApp, customerIds: number[]): Promise<number[]> {
@@ -73,14 +78,15 @@ async function hitsOf(app: TestApp, customerIds: number[]): Promise<{ hit: boole
   return results;
 }
 
-describe("losing the notification connection", () => {
+describe("losing the applier's session", () => {
   it("with no order written meanwhile, retires nothing", async () => {
     await up(server);
     await warm(server, [60, 61]);
     const [epochBefore, retiredBefore] = [await epoch(), await metric(server, "cache_retire_all_total")];
-    await killListeners();
-    await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ notifications: "down" });
-    await up(server);
+    const killed = await applierSessions();
+    await killAppliers();
+    await expect.poll(async () => (await applierSessions()).some((pid) => !killed.includes(pid))).toBe(true);
+    await passes(server, 2);
     expect((await hitsOf(server, [60, 61])).map((r) => r.hit)).toEqual([true, true]);
     expect(await epoch()).toBe(epochBefore);
     expect(await metric(server, "cache_retire_all_total")).toBe(retiredBefore);
@@ -90,10 +96,11 @@ describe("losing the notification connection", () => {
     await up(server);
     const [a] = await warm(server, [62, 63]);
     const epochBefore = await epoch();
-    await killListeners();
-    await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ notifications: "down" });
+    const killed = await applierSessions();
+    await killAppliers();
     await insert(62); // nobody hears this one's notification
-    await up(server);
+    await expect.poll(async () => (await applierSessions()).some((pid) => !killed.includes(pid))).toBe(true);
+    await passes(server, 2);
     const [written, untouched] = await hitsOf(server, [62, 63]);
     expect(written).toEqual({ hit: false, count: (a ?? 0) + 1 });
     expect(untouched?.hit).toBe(true);
@@ -109,7 +116,7 @@ describe("restarting", () => {
     const first = await startTestApp(env());
     await up(first);
     await first.close();
-    await insert(64); // while no second instance listens (the fixture's server still does)
+    await insert(64); // while no second instance runs (the fixture's server still does)
     const second = await startTestApp(env());
     try {
       await up(second);
@@ -143,7 +150,7 @@ describe("a Valkey outage", () => {
     valkeyProxy.cut();
     try {
       await expect.poll(() => health(server), { interval: 2 }).toMatchObject({ cache: "down" });
-      await insert(67); // its notification can't reach Valkey
+      await insert(67); // its invalidation can't reach Valkey
       await expect.poll(() => count(server, 67)).toBe((a ?? 0) + 1);
     } finally {
       valkeyProxy.restore();
@@ -158,43 +165,30 @@ describe("a Valkey outage", () => {
   });
 });
 
-describe("the listener", () => {
-  it("killed while Valkey hangs has one outage, then listens steadily", async () => {
+describe("the applier", () => {
+  it("killed again and again while Valkey hangs comes back as one session, passing steadily", async () => {
     await up(server);
-    const outages = await metric(server, "cache_notification_outages_total");
-    const listeners = async () =>
-      (
-        await db.sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name = 'dellstore-orders-listener'`
-      ).map((row) => row.pid);
     valkeyProxy.stall();
     try {
-      // Kill the listener, then each new one as soon as it shows, while it waits on the hung Valkey.
+      // Kill the applier's session, then each new one as soon as it shows, while it waits on the hung Valkey.
       const killed = new Set<number>();
       for (let round = 0; round < 3; round++) {
-        const pids = await listeners();
+        const pids = await applierSessions();
         for (const pid of pids) killed.add(pid);
         await db.sql`SELECT pg_terminate_backend(pid) FROM unnest(${pids}::int[]) AS pid`;
         await expect
-          .poll(async () => (await listeners()).some((pid) => !killed.has(pid)), { interval: 2, timeout: 5000 })
+          .poll(async () => (await applierSessions()).some((pid) => !killed.has(pid)), { interval: 2, timeout: 5000 })
           .toBe(true);
       }
     } finally {
       valkeyProxy.restore();
     }
     await up(server);
-    const afterwards = await metric(server, "cache_notification_outages_total");
-    expect(afterwards).toBe(outages + 1);
-    // Steady: several heartbeats later, still listening, on one connection, with no new outage.
-    await steps(server, 3);
-    expect(await metric(server, "cache_notification_outages_total")).toBe(outages + 1);
-    expect(await health(server)).toMatchObject({ notifications: "up", cache: "up" });
-    expect(
-      (
-        await db.sql`SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
-        AND application_name = 'dellstore-orders-listener'`
-      ).length,
-    ).toBe(1);
+    // Steady: several passes later, still one session, the cache in use.
+    await passes(server, 3);
+    expect(await health(server)).toMatchObject({ changes: "up", cache: "up" });
+    expect(await applierSessions()).toHaveLength(1);
+    expect(await metric(server, "cache_applier")).toBe(1);
   });
 });
 
@@ -219,14 +213,10 @@ describe("invalidating only what may have changed", () => {
     expect((await hitsOf(server, [69]))[0]?.hit).toBe(true);
   });
 
-  it("API writes are invalidated once, by their own instance, not again by their notifications", async () => {
+  it("API writes notify nobody (their writer bumps their tags); a psql write wakes the applier", async () => {
     await up(server);
     await warm(server, [70]);
-    const [invalidations, notifications] = [
-      await metric(server, "cache_invalidations_total"),
-      await metric(server, "cache_notifications_total"),
-    ];
-    // Concurrent, in waves, so change-log steps meet writes still running.
+    const wakes = await metric(server, "cache_wakes_total");
     for (let wave = 0; wave < 5; wave++) {
       const orders = await Promise.all(
         Array.from({ length: 4 }, () =>
@@ -235,10 +225,12 @@ describe("invalidating only what may have changed", () => {
       );
       expect(orders.every((order) => order.customerId === 70)).toBe(true);
     }
-    await expect.poll(() => metric(server, "cache_notifications_total")).toBe(notifications + 20);
-    await steps(server, 2); // which would re-apply them had they not been applied
-    expect(await metric(server, "cache_invalidations_total")).toBe(invalidations + 20 * 3); // all, year, customer
     expect(await count(server, 70)).toBe(await truth(70));
+    await insert(70);
+    await expect.poll(() => metric(server, "cache_wakes_total")).toBe(wakes + 1); // the psql write's alone
+    await expect.poll(() => count(server, 70)).toBe(await truth(70));
+    await passes(server, 2);
+    expect(await metric(server, "cache_wakes_total")).toBe(wakes + 1);
   });
 
   it("reads of customers that don't exist leave nothing in Valkey that outlives their entries", async () => {

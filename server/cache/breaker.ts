@@ -1,7 +1,8 @@
 // Fail-open for the cache: the first failed store call opens the breaker, and
 // from then on requests skip the cache entirely (no timeout each) until a
-// background probe succeeds. The probe is the cache's recovery step (bumping
-// its epoch), so nothing written before or during the outage is served after it.
+// background probe succeeds. The probe is the cache's recovery step (replaying
+// the change log, or bumping its epoch), so nothing written before or during
+// the outage is served after it.
 
 export class CacheUnavailable extends Error {
   override name = "CacheUnavailable";
@@ -25,6 +26,8 @@ export class Breaker {
   /** Whether the current "down" has been reported. */
   private announced = false;
   private probes = 0;
+  /** Failed store calls so far: a recovery during which one failed (a write's bump, say) doesn't close the breaker. */
+  private failures = 0;
 
   constructor(private readonly options: BreakerOptions) {}
 
@@ -38,8 +41,13 @@ export class Breaker {
   }
 
   /** Runs a store call; throws CacheUnavailable without calling it while the breaker is open. */
-  async run<T>(operation: string, call: () => Promise<T>): Promise<T> {
-    if (this.current === "down") throw new CacheUnavailable(`cache is down (${operation} skipped)`);
+  run<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    if (this.current === "down") return Promise.reject(new CacheUnavailable(`cache is down (${operation} skipped)`));
+    return this.attempt(operation, call);
+  }
+
+  /** Runs a store call whatever the state; a failure trips the breaker (or keeps it open). */
+  async attempt<T>(operation: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (error) {
@@ -50,6 +58,7 @@ export class Breaker {
   }
 
   trip(error?: unknown): void {
+    this.failures++;
     if (this.current === "down") return;
     this.current = "down";
     this.announced = true;
@@ -71,8 +80,11 @@ export class Breaker {
   private async probe(lastDelayMs: number): Promise<void> {
     this.probes++;
     try {
+      const failures = this.failures;
       await this.options.recover();
       if (this.closed) return;
+      // Checked in the same turn as the state changes: a bump that failed meanwhile may have missed the replay.
+      if (this.failures !== failures) throw new Error("a store call failed during the recovery");
       this.current = "up";
       this.announced = false;
       this.options.onStateChange("up");

@@ -55,20 +55,13 @@ export function provesNothingCommitted(error: TRPCError): boolean {
 
 export function invalidates<TInput>({ tags }: InvalidatesOptions<TInput>): CacheMiddleware<TInput> {
   return async ({ ctx, input, next }) => {
-    const write = ctx.cache.beginOwnWrite?.();
-    let bumped = false;
-    try {
-      const result = await next();
-      if (!result.ok && provesNothingCommitted(result.error)) {
-        bumped = true; // nothing to invalidate
-        return result;
-      }
-      // After the commit and before the reply. Also after a failure that may
-      // hide a commit whose acknowledgement was lost.
-      bumped = await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
-      return result;
-    } finally {
-      write?.end(bumped);
-    }
+    const result = await next();
+    if (!result.ok && provesNothingCommitted(result.error)) return result; // nothing to invalidate
+    // After the commit and before the reply. Also after a failure that may
+    // hide a commit (an unknown outcome): a bump too many only costs a miss.
+    // A bump that fails keeps this instance's cache closed until the change
+    // log is replayed (query-cache.ts), and the applier bumps it for the others.
+    await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
+    return result;
   };
 }

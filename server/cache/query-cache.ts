@@ -9,14 +9,17 @@
 // read that starts after the acknowledgement can see older data.
 //
 // Every entry also depends on the epoch tag, which retires everything at once.
-// While the store is unreachable, reads go to the database and invalidations
-// are lost; the breaker reopens the cache only after its recovery step: with a
-// change log (change-log.ts), replaying the changes not yet applied; without
-// one, bumping the epoch.
+// While the store is unreachable, reads go to the database. A write's bump is
+// attempted even then (it fails fast when the store is down): an
+// acknowledged write whose bump did not reach the store is "lost", and the
+// breaker reopens the cache only after a recovery step (the applier's replay
+// of the change log, applier.ts) during which no bump was lost. So no bump
+// lost before the cache is used again goes unreplayed.
 //
 // A read that bypasses the cache never joins a database read that began
 // before it arrived (it shares the next one), so it sees every write
 // acknowledged before it started, by any instance.
+import { randomBytes } from "node:crypto";
 import superjson from "superjson";
 import { describeConnectionError } from "../../db/client.ts";
 import type { Logger } from "../logger.ts";
@@ -55,23 +58,16 @@ export interface Cache {
   read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T>;
   /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. Never loads or stores. */
   lookup(request: ReadRequest): Promise<Lookup>;
-  /** Gives each tag a new token; resolves false if the store could not be told (the breaker then opens). */
-  invalidate(tags: readonly string[]): Promise<boolean>;
   /**
-   * Marks a write of this instance's own as running, until `end(bumped)`: the
-   * change log takes this instance's own changes as applied only once the
-   * writes that may have made them have ended, none failing to invalidate.
+   * Gives each tag a new token, trying the store even while the breaker is
+   * open; resolves false if the store could not be told (the breaker then
+   * stays open until a recovery during which no bump failed).
    */
-  beginOwnWrite?(): OwnWrite;
+  invalidate(tags: readonly string[]): Promise<boolean>;
   readonly status: "up" | "down" | "memory";
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
-}
-
-export interface OwnWrite {
-  /** `bumped`: its tags were invalidated, or it failed in a way that proves nothing committed. */
-  end(bumped: boolean): void;
 }
 
 /** The breaker's recovery step; `direct` store calls bypass the (still open) breaker. */
@@ -107,12 +103,16 @@ export class QueryCache implements Cache {
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
-  /** This instance's writes still running, and how many of them failed to invalidate (change-log.ts). */
-  private readonly ownWrites = new Set<Promise<void>>();
-  private ownBumpFailures = 0;
+  /**
+   * Which store holds these entries, for the change applier (one per store):
+   * a shared store by its prefix, the in-process one by this process.
+   */
+  readonly storeId: string;
 
   constructor(private readonly options: QueryCacheOptions) {
     const { log, metrics, store } = options;
+    this.storeId =
+      store.kind === "memory" ? `memory:${randomBytes(9).toString("base64url")}` : `shared:${options.prefix}`;
     // A bumped tag's token outlives the entries cached under the old one; a token that expires anyway is
     // replaced by a new one, which only costs misses.
     this.tagTtlSeconds = Math.max(options.ttlSeconds * 10, 24 * 60 * 60);
@@ -159,48 +159,6 @@ export class QueryCache implements Cache {
       get: (name) => this.breaker.run("read", () => direct.get(name)),
       set: (name, value, ttl) => this.breaker.run("store", () => direct.set(name, value, ttl)),
     };
-  }
-
-  beginOwnWrite(): OwnWrite {
-    let finish = () => {};
-    const ended = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    this.ownWrites.add(ended);
-    let done = false;
-    return {
-      end: (bumped) => {
-        if (done) return;
-        done = true;
-        if (!bumped) this.ownBumpFailures++;
-        this.ownWrites.delete(ended);
-        finish();
-      },
-    };
-  }
-
-  /** A mark to compare with `ownWritesSettledSince`. */
-  get ownWritesMark(): number {
-    return this.ownBumpFailures;
-  }
-
-  /**
-   * Waits for the own writes running now to end: true if none failed to
-   * invalidate since `mark` was taken; false if one did, or if they take
-   * longer than `timeoutMs`.
-   */
-  async ownWritesSettledSince(mark: number, timeoutMs: number): Promise<boolean> {
-    if (this.ownWrites.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), timeoutMs);
-      });
-      const ended = Promise.all(this.ownWrites).then(() => true);
-      const settled = await Promise.race([ended, late]);
-      clearTimeout(timer);
-      if (!settled) return false;
-    }
-    return this.ownBumpFailures === mark;
   }
 
   resume(source: string): void {
@@ -286,7 +244,8 @@ export class QueryCache implements Cache {
 
   async invalidate(tags: readonly string[]): Promise<boolean> {
     try {
-      await this.viaBreaker.bump(tags);
+      // Tried even while the breaker is open: a write acknowledged during a recovery must not depend on it.
+      await this.breaker.attempt("invalidate", () => this.directStore().bump(tags));
       return true;
     } catch (error) {
       // The breaker is open now; its recovery replays (or retires) what this missed before the cache is used again.

@@ -7,8 +7,8 @@ export const healthResponse = z.object({
   /** "not migrated": reachable, but `npm run db:migrate` has not applied every committed migration. */
   database: z.enum(["up", "down", "not migrated"]),
   cache: z.enum(["up", "down", "memory"]),
-  /** Whether writes made outside the app reach the cache: "off" on the embedded database. */
-  notifications: z.enum(["up", "down", "off"]),
+  /** Whether changes made outside the app reach the cache (an applier passes); "off" without a shared cache to keep. */
+  changes: z.enum(["up", "down", "off"]),
 });
 
 export type Health = z.infer<typeof healthResponse>;
@@ -19,10 +19,10 @@ export type Health = z.infer<typeof healthResponse>;
  * own: the cache's state is its store's, whatever the database's.
  */
 export async function checkHealth(
-  { db, cache, changes }: Pick<Context, "db" | "cache" | "changes">,
+  { db, cache, applier }: Pick<Context, "db" | "cache" | "applier">,
   timeoutMs = 2000,
 ): Promise<Health> {
-  const notifications = changes?.state ?? "off";
+  const changes = applier?.state ?? "off";
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error("health check timed out")), timeoutMs);
@@ -30,11 +30,11 @@ export async function checkHealth(
   try {
     const migrations = await Promise.race([migrationState(db), timeout]);
     if (migrations === "pending") {
-      return { status: "unavailable", database: "not migrated", cache: cache.status, notifications };
+      return { status: "unavailable", database: "not migrated", cache: cache.status, changes };
     }
-    return { status: "ok", database: "up", cache: cache.status, notifications };
+    return { status: "ok", database: "up", cache: cache.status, changes };
   } catch {
-    return { status: "unavailable", database: "down", cache: cache.status, notifications };
+    return { status: "unavailable", database: "down", cache: cache.status, changes };
   } finally {
     clearTimeout(timer);
   }

@@ -2,6 +2,7 @@
 // validated by its own zod schemas (which /openapi.json describes), then the
 // same tRPC procedures, so it shares their caching and errors; status codes
 // are FastAPI's.
+import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import superjson from "superjson";
@@ -122,8 +123,18 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
             413: failure("the body is larger than the limit"),
             415: failure("the body is not JSON (Content-Type: application/json)"),
             422: failure("invalid input, naming the field"),
-            503: failure("the database is unavailable"),
+            503: failure("the database is unavailable: the order was not stored, and never will be"),
+            504: failure(
+              "the database did not confirm the write in time: it may be stored; retry with the same Idempotency-Key",
+            ),
           },
+        },
+        // Every answer names the write's key, the caller's or one made here, so any caller can retry it safely.
+        onRequest: (req, reply, done) => {
+          req.headers["idempotency-key"] ??= randomUUID();
+          const key = req.headers["idempotency-key"];
+          if (typeof key === "string" && idempotencyKey.safeParse(key).success) reply.header("idempotency-key", key);
+          done();
         },
       },
       async (req, reply) => {
@@ -135,6 +146,7 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
             netAmount: order.netamount,
             tax: order.tax,
             orderDate: order.orderdate ?? today(),
+            dateGiven: order.orderdate !== undefined,
             idempotencyKey: req.headers["idempotency-key"],
           }),
         );

@@ -182,7 +182,7 @@ function restError(error: unknown, bodyLimit: number): [number, string] {
       return [422, error.cause instanceof z.ZodError ? describeIssues(error.cause) : error.message];
     }
     const status = getHTTPStatusCodeFromError(error);
-    return [status, status >= 500 && status !== 503 ? "Internal Server Error" : error.message];
+    return [status, status >= 500 && status !== 503 && status !== 504 ? "Internal Server Error" : error.message];
   }
   const fastifyError = error as Partial<FastifyError>;
   switch (fastifyError.code) {

@@ -1,12 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import { TRPCError } from "@trpc/server";
-import { type AddOrderResult, addOrder } from "../../db/add-order.ts";
+import { type AddOrderResult, addOrder, settleWrite } from "../../db/add-order.ts";
+import type { Order } from "../../db/schema.ts";
 import { cachedQuery, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
 import { addOrderInput } from "../inputs.ts";
 import { formatCents } from "../money.ts";
 import { parseOnce } from "../parse-once.ts";
 import { router, writeProcedure } from "../trpc.ts";
+import { notStored, runWrite } from "../writes.ts";
 import { ordersCount, ordersMonthly } from "./cache-policies.ts";
 import { tagsOfOrder } from "./tags.ts";
 
@@ -14,8 +16,11 @@ import { tagsOfOrder } from "./tags.ts";
 const yyyy = (year: number) => String(year).padStart(4, "0");
 
 /** What makes two requests "the same order" for an idempotency key. */
-const fingerprint = (order: Record<string, string | number>) =>
+const fingerprint = (order: Record<string, string | number | null>) =>
   createHash("sha256").update(JSON.stringify(order)).digest("base64url");
+
+const isOrder = (output: unknown): output is Order =>
+  typeof output === "object" && output !== null && "orderId" in output;
 
 /** orders.add's input; the REST route hands over the order it validated itself (money already in cents). */
 export const addOrderInputParser = parseOnce(addOrderInput);
@@ -35,13 +40,13 @@ export const ordersRouter = router({
   ),
 
   /**
-   * Stores the order with its idempotency key (the caller's, or a fresh one) in
-   * one transaction bound to the request's deadline: see db/add-order.ts.
+   * Stores the order with its idempotency key (the caller's, or a fresh one),
+   * answering only what is true: see server/writes.ts and db/add-order.ts.
    */
   add: writeProcedure
     .input(addOrderInputParser.parser)
-    .use(invalidates({ tags: (input) => tagsOfOrder(input) }))
-    .mutation(async ({ ctx: { db, deadline }, input }) => {
+    .use(invalidates({ tags: (input, output) => tagsOfOrder(isOrder(output) ? output : input) }))
+    .mutation(async ({ ctx: { db, settler, metrics, answerBy }, input }) => {
       const order = {
         customerId: input.customerId,
         orderDate: input.orderDate,
@@ -49,13 +54,19 @@ export const ordersRouter = router({
         tax: formatCents(input.tax),
         totalAmount: formatCents(input.netAmount + input.tax),
       };
+      // The request as sent: a date the server filled in is not part of it.
+      const sent = { ...order, orderDate: input.dateGiven ? input.orderDate : null };
+      const write = { key: input.idempotencyKey ?? randomUUID(), fingerprint: fingerprint(sent) };
       let result: AddOrderResult;
       try {
-        result = await addOrder(db, {
-          ...order,
-          key: input.idempotencyKey ?? randomUUID(),
-          fingerprint: fingerprint(order),
-          deadline,
+        result = await runWrite<AddOrderResult>({
+          answerBy,
+          metrics,
+          attempt: (attempt, deadline) => addOrder(db, { ...order, ...write, attempt, deadline }),
+          settle: async (attempt, waitMs) => {
+            const settled = await settleWrite(settler, { ...write, attempt }, waitMs);
+            return settled.outcome === "abandoned" ? "absent" : settled;
+          },
         });
       } catch (error) {
         if (isForeignKeyViolation(error)) {
@@ -63,18 +74,23 @@ export const ordersRouter = router({
         }
         throw error;
       }
-      if (result.outcome === "conflict") {
-        throw new TRPCError({
-          code: "CONFLICT",
-          message: "This Idempotency-Key was already used for a different order; use a new key for a new order.",
-        });
+      switch (result.outcome) {
+        case "created":
+        case "replayed":
+          return result.order;
+        case "conflict":
+          throw new TRPCError({
+            code: "CONFLICT",
+            message: "This Idempotency-Key was already used for a different order; use a new key for a new order.",
+          });
+        case "gone":
+          throw new TRPCError({
+            code: "CONFLICT",
+            message: `This Idempotency-Key created order ${result.orderId}, which has since been deleted.`,
+          });
+        case "abandoned":
+          // Only an attempt already answered (504, then settled) can find itself abandoned.
+          throw notStored();
       }
-      if (result.outcome === "gone") {
-        throw new TRPCError({
-          code: "CONFLICT",
-          message: `This Idempotency-Key created order ${result.orderId}, which has since been deleted.`,
-        });
-      }
-      return result.order;
     }),
 });
