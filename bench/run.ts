@@ -17,9 +17,9 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
-import { measurePropagation } from "./propagation-trials.ts";
 import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts";
 import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load.ts";
+import { measurePropagation } from "./propagation-trials.ts";
 import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
 
 const { values } = parseArgs({
@@ -192,7 +192,9 @@ SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), now
   const raw: number[] = [];
   try {
     for (const round of [1, 2]) {
-      api.push((await measure(`POST /add/ only, a fresh key each (${round})`, dataset, server, [addHot])).requestsPerSecond);
+      api.push(
+        (await measure(`POST /add/ only, a fresh key each (${round})`, dataset, server, [addHot])).requestsPerSecond,
+      );
       await sql`ALTER TABLE orders DISABLE TRIGGER USER`;
       try {
         raw.push(await pgbench(env, insert));

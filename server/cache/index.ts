@@ -1,6 +1,7 @@
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { LocalTier } from "./local-tier.ts";
+import { MemoryTagFeed } from "./memory-feed.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
 import { TagTracking } from "./tag-tracking.ts";
@@ -38,11 +39,13 @@ export function createCache(
       "no VALKEY_URL: caching in this process's memory, which other instances don't share; set VALKEY_URL=redis://host:6379 to share it",
     );
   }
+  // Without Valkey, the store itself says which tags it bumped (one process: nothing else can).
+  const memoryFeed = !valkeyUrl && !valkeyClusterNodes ? new MemoryTagFeed(config.cachePrefix) : undefined;
   const store = valkeyClusterNodes
     ? new ValkeyStore({ clusterNodes: valkeyClusterNodes })
     : valkeyUrl
       ? new ValkeyStore({ url: valkeyUrl })
-      : new MemoryStore();
+      : new MemoryStore({ onWrite: (keys) => memoryFeed?.written(keys) });
   if (valkeyClusterNodes && config.l1MaxBytes > 0) {
     log.info(
       "the in-process tier (L1_MAX_BYTES) is off on a Valkey Cluster: its tag tracking and read barrier work on one server",
@@ -78,7 +81,7 @@ export function createCache(
     ttlSeconds: config.cacheTtlSeconds,
     log,
     metrics,
-    tracking,
+    tracking: tracking ?? memoryFeed,
     local,
   });
 }

@@ -24,6 +24,7 @@ import { cachePolicies } from "../routers/cache-policies.ts";
 import { appRouter } from "../routers/index.ts";
 import type { Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
+import { countStreamRoutes } from "./count-stream.ts";
 import { checkHealth, healthResponse } from "./health.ts";
 import { HitPath, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
@@ -41,6 +42,8 @@ export interface HttpOptions {
   allowedHosts: readonly string[];
   /** The API; tests mount their own router and policies. */
   api?: { router: AnyRouter; policies: ReadonlyMap<string, DeclaredPolicy> };
+  /** Test seam: the plain SSE stream's heartbeat period. */
+  liveHeartbeatMs?: number | undefined;
 }
 
 // The package's own package.json, through its "exports" (the same from server/ and dist/server/).
@@ -109,6 +112,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
 
   await registerDocs(app, packageVersion); // before the routes it documents
   restRoutes(app, { context });
+  if (context.live) countStreamRoutes(app, { hub: context.live, heartbeatMs: options.liveHeartbeatMs });
   const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
   app.get(
     "/health",
