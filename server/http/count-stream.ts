@@ -29,7 +29,11 @@ export function countStreamRoutes(
   { hub, heartbeatMs: period = heartbeatMs }: CountStreamOptions,
 ) {
   app.addHook("onRequest", (req, reply, done) => {
-    if (hub.full && watchCountPath.test(req.url)) {
+    if (!watchCountPath.test(req.url)) return done();
+    // A stream's connection ends with it (tRPC says keep-alive): kept, a drain would wait for it to idle out.
+    const { socket } = req.raw; // the response lets go of it before "finish" listeners run
+    reply.raw.once("finish", () => socket.destroySoon());
+    if (hub.full) {
       return void reply
         .code(503)
         .header("retry-after", String(retryAfterSeconds))
@@ -99,6 +103,8 @@ export function countStreamRoutes(
         "cache-control": "no-cache, no-store",
         // nginx and the like pass events through at once.
         "x-accel-buffering": "no",
+        // Its connection ends with it: kept alive, a drain would wait for it to idle out.
+        connection: "close",
       });
       // EventSource waits this long before reconnecting (after a shutdown, say).
       res.write(`retry: ${retryAfterSeconds * 1000}\n\n`);
