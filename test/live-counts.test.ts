@@ -38,8 +38,7 @@ const psqlInsert = (customerId: number) =>
 
 async function copyOrders(customerId: number, n: number): Promise<void> {
   const rows = Array.from({ length: n }, () => `2024-05-03\t${customerId}\t7.00\t0.70\t7.70\n`);
-  const writable =
-    await db.sql`COPY orders (orderdate, customerid, netamount, tax, totalamount) FROM STDIN`.writable();
+  const writable = await db.sql`COPY orders (orderdate, customerid, netamount, tax, totalamount) FROM STDIN`.writable();
   await pipeline(Readable.from(rows), writable);
 }
 

@@ -29,6 +29,7 @@ import { checkHealth, healthResponse } from "./health.ts";
 import { HitPath, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
+import { livePageRoutes } from "./live-page.ts";
 import { registerDocs } from "./openapi.ts";
 import { contextFor } from "./request-context.ts";
 import { restHitRoutes, restRoutes } from "./rest.ts";
@@ -113,6 +114,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   await registerDocs(app, packageVersion); // before the routes it documents
   restRoutes(app, { context });
   if (context.live) countStreamRoutes(app, { hub: context.live, heartbeatMs: options.liveHeartbeatMs });
+  livePageRoutes(app);
   const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
   app.get(
     "/health",

@@ -26,7 +26,9 @@ export interface SseStream {
 
 /** The `count` of each data event, in order. */
 export const counts = (stream: SseStream): number[] =>
-  stream.events.filter((e) => e.data !== undefined).map((e) => (JSON.parse(e.data as string) as { count: number }).count);
+  stream.events
+    .filter((e) => e.data !== undefined)
+    .map((e) => (JSON.parse(e.data as string) as { count: number }).count);
 
 export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
   return new Promise((resolve, reject) => {
@@ -85,7 +87,8 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
               else if (done) finish(() => rejectEvent(new Error(`stream ended; events: ${JSON.stringify(events)}`)));
             };
             const timer = setTimeout(
-              () => finish(() => rejectEvent(new Error(`no matching event in ${timeoutMs} ms: ${JSON.stringify(events)}`))),
+              () =>
+                finish(() => rejectEvent(new Error(`no matching event in ${timeoutMs} ms: ${JSON.stringify(events)}`))),
               timeoutMs,
             );
             const finish = (settle: () => void) => {
