@@ -54,11 +54,7 @@ const countOf = async (customerId?: number) =>
 
 /** Resolves once the page shows `count` in the output `id`; fails after `timeoutMs`. */
 const shows = (id: string, count: number, timeoutMs = 1000) =>
-  page.waitForFunction(
-    ([id, count]) => document.getElementById(id as string)?.dataset.count === String(count),
-    [id, count] as const,
-    { timeout: timeoutMs, polling: "raf" },
-  );
+  page.locator(`#${id}[data-count="${count}"]`).waitFor({ timeout: timeoutMs });
 
 describe("/live in chromium", () => {
   const customerId = 4321;
