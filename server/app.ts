@@ -15,10 +15,10 @@ import { isMissingDatabase } from "./database-errors.ts";
 import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import { CountHub, type CountHubOptions } from "./live/count-hub.ts";
+import { countLoader } from "./live/counts.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { ordersCount } from "./routers/cache-policies.ts";
-import { createCaller } from "./routers/index.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
@@ -99,11 +99,9 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     apiToken: config.apiToken,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
   };
-  // Recomputed from the database on each change of their tag, never from the cache: see count-hub.ts.
-  const uncached = createCaller({ ...context, cacheMode: "no-store" });
   const live = new CountHub({
     tagOf: (input) => ordersCount.tags(input)[0] as string,
-    load: async (input) => (await uncached.orders.count(input)).count,
+    load: countLoader(context.queries, context.databaseTimeoutMs),
     feed: cache instanceof QueryCache ? cache.tagFeed : undefined,
     maxSubscriptions: config.maxSubscriptions,
     log,

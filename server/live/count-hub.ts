@@ -1,10 +1,12 @@
 // Live counts: one topic per watched count (its cache tag), recomputed once
 // per change of that tag on this instance and fanned out to every subscriber.
+// Changed topics are recomputed in waves, one database round trip each (the
+// topics that changed while a wave ran make the next).
 //
 // Changes come from the cache's tag feed (tag-tracking.ts on Valkey: any
 // instance's bump and the applier's; memory-feed.ts without Valkey). A topic
-// is never recomputed twice at once, and a recomputation reads a fresh
-// database snapshot that starts after the previous one ended, so a topic's
+// is never in two waves at once, and a wave reads a fresh database snapshot
+// that starts after the previous wave ended, so a topic's
 // published counts follow the database's order: never an older count after a
 // newer one. Publications carry a process-wide sequence number, the event id.
 //
@@ -30,8 +32,8 @@ export interface CountInput {
 export interface CountHubOptions {
   /** The count's tag (from its cache policy): one topic per tag. */
   tagOf(input: CountInput): string;
-  /** Reads the count from the database, never from the cache (see above). */
-  load(input: CountInput): Promise<number>;
+  /** Reads these counts from the database in one round trip, never from the cache (see above). */
+  load(inputs: readonly CountInput[]): Promise<number[]>;
   /** Tag-version changes; undefined (a Valkey Cluster): topics are polled. */
   feed: TagFeed | undefined;
   /** MAX_SUBSCRIPTIONS: open streams per instance. */
@@ -40,8 +42,8 @@ export interface CountHubOptions {
   metrics: Metrics;
   /** At most one publication per topic per this long (a burst is coalesced to its latest count). */
   minIntervalMs?: number;
-  /** Topics recomputed at once (after "all", every topic is). */
-  concurrency?: number;
+  /** Most topics read in one wave (after "all", every topic is changed). */
+  maxWave?: number;
   /** While the feed is down (changes may be missed), every topic is recomputed this often. */
   pollMs?: number;
 }
@@ -169,7 +171,8 @@ export class Subscription {
 export class CountHub {
   private readonly topics = new Map<string, Topic>();
   private readonly dirty = new Set<Topic>();
-  private running = 0;
+  private waveRunning = false;
+  private retry: NodeJS.Timeout | undefined;
   private open = 0;
   private closed = false;
   private poller: NodeJS.Timeout | undefined;
@@ -178,12 +181,12 @@ export class CountHub {
   private readonly boot = randomBytes(4).toString("base64url");
   private readonly unsubscribe: (() => void) | undefined;
   private readonly minIntervalMs: number;
-  private readonly concurrency: number;
+  private readonly maxWave: number;
   private readonly pollMs: number;
 
   constructor(private readonly options: CountHubOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 50;
-    this.concurrency = options.concurrency ?? 4;
+    this.maxWave = options.maxWave ?? 1000;
     this.pollMs = options.pollMs ?? 1000;
     this.unsubscribe = options.feed?.onTagsChanged((change) => {
       if (change === "all") {
@@ -237,6 +240,7 @@ export class CountHub {
     this.closed = true;
     this.unsubscribe?.();
     clearInterval(this.poller);
+    clearTimeout(this.retry);
     for (const topic of this.topics.values()) {
       clearTimeout(topic.timer);
       for (const subscription of topic.subscribers) subscription.notify(true);
@@ -265,68 +269,90 @@ export class CountHub {
   }
 
   private changed(topic: Topic): void {
+    if (this.topics.get(topic.tag) !== topic) return; // nobody watches it any more
     topic.changedAt ??= performance.now();
-    if (topic.running || topic.timer) return; // picked up when that run ends, or when the timer fires
+    if (topic.running || topic.timer) return; // picked up when its wave ends, or when its timer fires
     this.dirty.add(topic);
     this.pump();
   }
 
+  /**
+   * Starts the next wave unless one runs: every changed topic not published
+   * within minIntervalMs (those wait for their turn), read in one round trip.
+   */
   private pump(): void {
-    while (this.running < this.concurrency && this.dirty.size > 0) {
-      const topic = this.dirty.values().next().value as Topic;
+    if (this.waveRunning || this.closed) return;
+    const wave: Topic[] = [];
+    const now = performance.now();
+    for (const topic of this.dirty) {
+      if (wave.length >= this.maxWave) break;
       this.dirty.delete(topic);
-      const wait = topic.lastPublishAt + this.minIntervalMs - performance.now();
-      if (wait > 0) {
-        topic.timer = setTimeout(() => {
-          topic.timer = undefined;
-          if (this.topics.get(topic.tag) === topic && !this.closed) {
-            this.dirty.add(topic);
-            this.pump();
-          }
-        }, wait);
+      const wait = topic.lastPublishAt + this.minIntervalMs - now;
+      if (wait <= 0) {
+        wave.push(topic);
         continue;
       }
-      this.running++;
-      void this.recompute(topic).finally(() => {
-        this.running--;
-        this.pump();
-      });
+      topic.timer = setTimeout(() => {
+        topic.timer = undefined;
+        if (this.topics.get(topic.tag) === topic) {
+          this.dirty.add(topic);
+          this.pump();
+        }
+      }, wait);
     }
+    if (wave.length === 0) return;
+    this.waveRunning = true;
+    void this.recompute(wave).finally(() => {
+      this.waveRunning = false;
+      this.pump();
+    });
   }
 
-  private async recompute(topic: Topic): Promise<void> {
-    topic.running = true;
-    const changedAt = topic.changedAt ?? performance.now();
-    topic.changedAt = undefined; // changes from now on need another run
+  private async recompute(wave: Topic[]): Promise<void> {
+    const changedAt = wave.map((topic) => {
+      topic.running = true;
+      const at = topic.changedAt ?? performance.now();
+      topic.changedAt = undefined; // changes from now on need another wave
+      return at;
+    });
+    let counts: number[];
     try {
-      const count = await this.options.load(topic.input);
+      counts = await this.options.load(wave.map((topic) => topic.input));
+    } catch (error) {
+      this.options.log.warn(
+        { topics: wave.length, reason: error instanceof Error ? error.message : String(error) },
+        "live counts could not be recomputed; retrying",
+      );
+      wave.forEach((topic, i) => {
+        topic.running = false;
+        // Keep the pending change for the retry; subscribers keep the last count meanwhile.
+        topic.changedAt ??= changedAt[i];
+        // Those waiting for a first count are told; later subscribers wait for the retry.
+        topic.first?.reject(error);
+        if (topic.first) topic.first = deferred();
+      });
+      this.retryLater();
+      return;
+    }
+    wave.forEach((topic, i) => {
       topic.running = false;
       if (this.closed) return;
-      if (topic.value?.count !== count) this.publish(topic, count, changedAt);
+      const count = counts[i] as number;
+      if (topic.value?.count !== count) this.publish(topic, count, changedAt[i] as number);
       topic.first?.resolve();
       topic.first = undefined;
       if (topic.changedAt !== undefined) this.changed(topic);
-    } catch (error) {
-      topic.running = false;
-      if (this.closed) return;
-      // Keep the pending change and try again; subscribers keep the last count meanwhile.
-      topic.changedAt ??= changedAt;
-      if (topic.first) {
-        // Those waiting for a first count are told; later subscribers wait for the retry.
-        topic.first.reject(error);
-        topic.first = deferred();
-      }
-      this.options.log.warn(
-        { tag: topic.tag, reason: error instanceof Error ? error.message : String(error) },
-        "a live count could not be recomputed; retrying",
-      );
-      if (this.topics.get(topic.tag) === topic && !topic.timer) {
-        topic.timer = setTimeout(() => {
-          topic.timer = undefined;
-          if (this.topics.get(topic.tag) === topic) this.changed(topic);
-        }, this.pollMs);
-      }
-    }
+    });
+  }
+
+  /** After a failed wave: its topics (still marked changed) go again in pollMs. */
+  private retryLater(): void {
+    if (this.retry || this.closed) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      for (const topic of this.topics.values()) if (topic.changedAt !== undefined) this.changed(topic);
+    }, this.pollMs);
+    this.retry.unref();
   }
 
   private publish(topic: Topic, count: number, changedAt: number): void {
