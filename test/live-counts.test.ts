@@ -216,6 +216,21 @@ describe("GET /count/stream (plain SSE)", () => {
     expect(JSON.parse(stream.body())).toEqual({ detail: expect.stringContaining("customerid") });
   });
 
+  it("answers a bad orders.watchCount input with BAD_REQUEST naming the field, never a 5xx", async () => {
+    for (const input of ['{"json":{"customerId":-1}}', '{"json":{"customerId":"x"}}', "not json", '{"json":[]}']) {
+      const stream = await sse(`${a.url}/trpc/orders.watchCount?input=${encodeURIComponent(input)}`);
+      expect(stream.status, input).toBeLessThan(500);
+      // tRPC answers a subscription's error inside its stream (what httpSubscriptionLink reads), or as a plain 400.
+      const shape =
+        stream.status === 200
+          ? JSON.parse((await stream.waitFor((e) => e.event === "serialized-error")).data as string)
+          : ((await stream.ended, JSON.parse(stream.body())) as { error: unknown }).error;
+      expect(shape.json.data.code, input).toBe("BAD_REQUEST");
+      expect(shape.json.message, input).not.toMatch(/internal|stack|postgres:\/\//i);
+      if (input.includes("customerId")) expect(shape.json.message, input).toMatch(/customerId/);
+    }
+  });
+
   it("is documented in /openapi.json", async () => {
     const spec = (await (await fetch(`${a.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(spec.paths).toHaveProperty("/count/stream");

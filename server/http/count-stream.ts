@@ -29,11 +29,7 @@ export function countStreamRoutes(
   { hub, heartbeatMs: period = heartbeatMs }: CountStreamOptions,
 ) {
   app.addHook("onRequest", (req, reply, done) => {
-    if (!watchCountPath.test(req.url)) return done();
-    // A stream's connection ends with it (tRPC says keep-alive): kept, a drain would wait for it to idle out.
-    const { socket } = req.raw; // the response lets go of it before "finish" listeners run
-    reply.raw.once("finish", () => socket.destroySoon());
-    if (hub.full) {
+    if (hub.full && watchCountPath.test(req.url)) {
       return void reply
         .code(503)
         .header("retry-after", String(retryAfterSeconds))
