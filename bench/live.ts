@@ -27,6 +27,8 @@ export interface LiveReport {
   latencyUnderLoad: { p50: number; p99: number; max: number; samples: number; missed: number };
   peakRssMb: number;
   rssBeforeStreamsMb: number;
+  /** Right after the streams opened, before any write. */
+  rssStreamsOpenMb: number;
   /** Cached GET /count, no writes: without the streams, and with them open (heartbeats only). */
   withoutStreams: LoadResult;
   withStreams: LoadResult;
@@ -233,6 +235,7 @@ export async function benchLive(
       await Promise.all(batch);
     }
     const openSeconds = (performance.now() - opening) / 1000;
+    const rssStreamsOpenMb = await rssMb(pid);
 
     let peak = await rssMb(pid);
     const sampler = setInterval(async () => {
@@ -281,6 +284,7 @@ export async function benchLive(
       latencyUnderLoad,
       peakRssMb: peak,
       rssBeforeStreamsMb,
+      rssStreamsOpenMb,
       withoutStreams,
       withStreams,
       throughputRatio: withStreams.requestsPerSecond / withoutStreams.requestsPerSecond,
@@ -304,7 +308,7 @@ export function describeLive(report: LiveReport): string[] {
   return [
     `live counts: ${report.subscriptions.toLocaleString("en-US")} SSE subscriptions on one instance (half tRPC, half plain; 90 % on customers, 10 % on the total), opened in ${report.openSeconds.toFixed(1)} s, writes at ${report.writesPerSecond.toFixed(0)}/s (${report.writeErrors} unanswered)`,
     `live counts: push latency from a write's acknowledgement to its customer's subscribers: p50 ${ms(report.latency.p50)} ms, p99 ${ms(report.latency.p99)} ms, max ${ms(report.latency.max)} ms (${report.latency.samples} deliveries, ${report.latency.missed} missed); under wrk at the same time: p50 ${ms(report.latencyUnderLoad.p50)}, p99 ${ms(report.latencyUnderLoad.p99)} ms`,
-    `live counts: server RSS ${report.rssBeforeStreamsMb.toFixed(0)} MB before the streams, peak ${report.peakRssMb.toFixed(0)} MB with them; server CPU ${(report.serverCpu * 100).toFixed(0)} % of a core with the streams open and the writes flowing`,
+    `live counts: server RSS ${report.rssBeforeStreamsMb.toFixed(0)} MB before the streams, ${report.rssStreamsOpenMb.toFixed(0)} MB once open, peak ${report.peakRssMb.toFixed(0)} MB with the writes flowing; server CPU ${(report.serverCpu * 100).toFixed(0)} % of a core with the streams open and the writes flowing`,
     `live counts: cached GET /count with the streams open ${rps(report.withStreams)}/s, without ${rps(report.withoutStreams)}/s: ${(report.throughputRatio * 100).toFixed(0)} %; while the writes flow (each one retires the cached total) ${rps(report.withStreamsWriting)}/s against ${rps(report.withoutStreamsWriting)}/s: ${(report.throughputRatioWriting * 100).toFixed(0)} %`,
     `live counts: every total subscriber ends at PostgreSQL's total: ${report.totalsCorrect ? "yes" : "NO"}`,
   ];
