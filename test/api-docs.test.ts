@@ -33,6 +33,8 @@ describe("/openapi.json", () => {
     expect(Object.keys(document.paths).sort()).toEqual(
       [
         "/count",
+        "/count/stream",
+        "/live",
         "/add/",
         "/health",
         "/metrics",
