@@ -136,6 +136,7 @@ export class Subscription {
   async next(signal?: AbortSignal): Promise<CountEvent> {
     for (;;) {
       if (this.ended) throw new StreamClosed("the server is shutting down");
+      if (signal?.aborted) throw new StreamClosed("the subscriber went away");
       const event = this.take();
       if (event) return event;
       await new Promise<void>((resolve) => {
@@ -147,7 +148,6 @@ export class Subscription {
         this.wake = done;
         signal?.addEventListener("abort", done, { once: true });
       });
-      if (signal?.aborted) throw new StreamClosed("the subscriber went away");
     }
   }
 
