@@ -3,6 +3,7 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 COPY patches ./patches
 RUN npm ci --ignore-scripts && npx patch-package
 COPY tsconfig.json tsconfig.build.json ./
@@ -15,7 +16,9 @@ RUN npm run build
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8000 DATA_DIR=/app/.data
 WORKDIR /app
+# client/package.json: the lockfile names the client workspace, which npm ci installs too.
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 COPY patches ./patches
 RUN npm ci --omit=dev --ignore-scripts && npx patch-package && npm cache clean --force \
   && mkdir -p /app/.data && chown node:node /app/.data

@@ -1,12 +1,17 @@
 // npm run bench:cache — latency of GET /count?customerid=N on a miss, on a
 // hit, and while Valkey is cut off (a TCP proxy between the server and Valkey
 // drops every connection), one request at a time over keep-alive.
+import { scriptArgs } from "../db/script.ts";
 import { startApp } from "../server/app.ts";
 import { loadConfig } from "../server/config.ts";
 import { createLogger } from "../server/logger.ts";
 import { TcpProxy } from "../test/support/tcp-proxy.ts";
 import { createBenchEnvironment, percentile } from "./environment.ts";
 
+scriptArgs(
+  "usage: npm run bench:cache\n  Latency of GET /count?customerid=N on a miss, a hit and with Valkey cut off, REQUESTS (default 500)\n  requests each, on the local PostgreSQL and Valkey.",
+  {},
+);
 const requests = Number(process.env.REQUESTS ?? 500);
 const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
 const valkey = new URL(env.valkeyUrl);

@@ -1,8 +1,13 @@
 // Cached GET /count and GET /trpc/orders.count against a bare node:http
 // server, with wrk, in one run: the hit path's share of the ceiling. Pass the
 // project directories to compare (each built: dist/server/main.js), e.g. a
-// checkout of main and this one:
-//   node --import tsx bench/hit-path.ts /tmp/base .
+// checkout of main and this one; "<dir>+otel" runs that one with tracing on
+// (exporting OTLP to a closed port):
+//   node --import tsx bench/hit-path.ts /tmp/base . .+otel
+// On a loaded machine, BENCH_ROUNDS=8 runs them all at once instead and
+// measures them in turns (BENCH_SECONDS each, the order rotating every
+// round), so the machine's drift falls on each alike; it reports each one's
+// total against the first's.
 import { execFileSync } from "node:child_process";
 import { resolve } from "node:path";
 import { createBenchEnvironment } from "./environment.ts";
@@ -19,9 +24,50 @@ function wrk(url: string): number {
   return Number(match[1]);
 }
 
+const rounds = Number(process.env.BENCH_ROUNDS ?? 0);
+const paths = ["/count", "/trpc/orders.count"];
+
+/** A checkout's server, "<dir>" or "<dir>+otel", on the benchmark's database and Valkey. */
+function startApp(spec: string, env: Awaited<ReturnType<typeof createBenchEnvironment>>, profile: string[] = []) {
+  const [directory = ".", variant] = spec.split("+");
+  const tracing: Record<string, string> =
+    variant === "otel" ? { OTEL_TRACES_EXPORTER: "otlp", OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9" } : {};
+  return startIn(["node", ...profile, "dist/server/main.js"], directory, {
+    DATABASE_URL: env.databaseUrl,
+    VALKEY_URL: env.valkeyUrl,
+    CACHE_PREFIX: env.prefix,
+    ...tracing,
+  });
+}
+
 const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
 try {
-  for (const directory of directories) {
+  if (rounds > 0) {
+    const apps: ({ spec: string } & Awaited<ReturnType<typeof startApp>>)[] = [];
+    for (const spec of directories) apps.push({ spec, ...(await startApp(spec, env)) });
+    try {
+      for (const path of paths) {
+        const totals = apps.map(() => 0);
+        for (const app of apps) await answer(`${app.url}${path}`); // the miss that fills the cache
+        for (let round = 0; round < rounds; round++) {
+          for (let turn = 0; turn < apps.length; turn++) {
+            const i = (round + turn) % apps.length;
+            totals[i] = (totals[i] ?? 0) + wrk(`${apps[i]?.url}${path}`);
+          }
+        }
+        const first = totals[0] ?? 1;
+        apps.forEach((app, i) => {
+          const total = totals[i] ?? 0;
+          console.log(
+            `${app.spec} ${path}: ${(total / rounds).toFixed(0)} req/s on average over ${rounds} turns, ${((total / first) * 100).toFixed(0)}% of ${apps[0]?.spec}`,
+          );
+        });
+      }
+    } finally {
+      for (const app of apps) await stop(app.child);
+    }
+  }
+  for (const spec of rounds > 0 ? [] : directories) {
     // The ceiling right before each, as the machine's load drifts.
     const bare = await startIn(["node", "--import", "tsx", resolve("bench/bare-server.ts")], ".", {});
     const ceiling = wrk(`${bare.url}/count`);
@@ -36,15 +82,11 @@ try {
     const profile = process.env.BENCH_PROFILE
       ? ["--cpu-prof", "--cpu-prof-dir", resolve(process.env.BENCH_PROFILE)]
       : [];
-    const app = await startIn(["node", ...profile, "dist/server/main.js"], directory, {
-      DATABASE_URL: env.databaseUrl,
-      VALKEY_URL: env.valkeyUrl,
-      CACHE_PREFIX: env.prefix,
-    });
-    for (const path of ["/count", "/trpc/orders.count"]) {
+    const app = await startApp(spec, env, profile);
+    for (const path of paths) {
       await answer(`${app.url}${path}`); // the miss that fills the cache
       const rate = wrk(`${app.url}${path}`);
-      console.log(`${directory} ${path}: ${rate.toFixed(0)} req/s, ${((rate / ceiling) * 100).toFixed(0)}% of bare`);
+      console.log(`${spec} ${path}: ${rate.toFixed(0)} req/s, ${((rate / ceiling) * 100).toFixed(0)}% of bare`);
     }
     await stop(app.child);
   }

@@ -47,9 +47,11 @@ export interface LoadResult {
   generator: "wrk" | "autocannon";
   /** CPU seconds (user + system) the load generator itself used during the measured run. */
   generatorCpuSeconds: number;
+  /** The server's own CPU time (user + system) per request answered: comparable even on a busy machine. */
+  serverCpuMicrosPerRequest: number;
 }
 
-type Measured = Omit<LoadResult, "peakRssMb">;
+type Measured = Omit<LoadResult, "peakRssMb" | "serverCpuMicrosPerRequest">;
 
 export const wrkInstalled = spawnSync("wrk", ["--version"]).error === undefined;
 
@@ -61,8 +63,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     peak = Math.max(peak, await rssMb(options.pid));
   }, 100);
   try {
-    const result = await generate(options, options.seconds ?? 8);
-    return { ...result, peakRssMb: Math.max(peak, await rssMb(options.pid)) };
+    const cpuBefore = await cpuSeconds(options.pid);
+    const seconds = options.seconds ?? 8;
+    const result = await generate(options, seconds);
+    const answered = result.requestsPerSecond * seconds;
+    return {
+      ...result,
+      peakRssMb: Math.max(peak, await rssMb(options.pid)),
+      serverCpuMicrosPerRequest: answered > 0 ? (((await cpuSeconds(options.pid)) - cpuBefore) * 1e6) / answered : 0,
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -213,6 +222,16 @@ export function parseWrk(output: string): Measured {
     generator: "wrk",
     generatorCpuSeconds: cpu,
   };
+}
+
+/** CPU time (user + system) a process has used, from /proc (Linux; clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** Resident memory of a process, from /proc (Linux). */

@@ -1,12 +1,17 @@
 // npm run bench:propagation — p50/p99 time from a psql-style INSERT's commit to
 // the API showing it, over TRIALS (default 200) trials, on the local services.
 import postgres from "postgres";
+import { scriptArgs } from "../db/script.ts";
 import { startApp } from "../server/app.ts";
 import { loadConfig } from "../server/config.ts";
 import { createLogger } from "../server/logger.ts";
 import { createBenchEnvironment } from "./environment.ts";
 import { measurePropagation } from "./propagation-trials.ts";
 
+scriptArgs(
+  "usage: npm run bench:propagation\n  p50/p99 time from an INSERT outside the app to GET /count showing it, over TRIALS (default 200)\n  trials, on the local PostgreSQL and Valkey.",
+  {},
+);
 const trials = Number(process.env.TRIALS ?? 200);
 const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
 const config = loadConfig({

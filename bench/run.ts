@@ -13,8 +13,8 @@ import { spawnSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { scriptArgs } from "../db/script.ts";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
 import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts";
@@ -23,13 +23,16 @@ import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load
 import { measurePropagation } from "./propagation-trials.ts";
 import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs(
+  "usage: npm run bench -- [--orders N] [--seconds S] [--profile]\n" +
+    "  Every scenario at 12,000 and 1,000,000 orders (and N if given), S seconds each (default 8), on the local\n" +
+    "  PostgreSQL and Valkey; writes bench/results/. --profile adds a CPU profile of each server.",
+  {
     orders: { type: "string" },
     seconds: { type: "string", default: "8" },
     profile: { type: "boolean", default: false },
   },
-});
+);
 const seconds = Number(values.seconds);
 const extra = values.orders ? Number(values.orders) : undefined;
 if (extra !== undefined && !(Number.isSafeInteger(extra) && extra > 0))
@@ -117,6 +120,7 @@ async function measure(
   console.log(
     `${name} [${dataset}]: ${Math.round(row.requestsPerSecond)}/s (${(row.ratio * 100).toFixed(0)}% of ceiling), ` +
       `p50 ${row.p50} ms, p99 ${row.p99} ms, RSS ${row.peakRssMb.toFixed(0)} MB, errors ${row.errors}, non-2xx ${row.non2xx}, ` +
+      `server CPU ${row.serverCpuMicrosPerRequest.toFixed(0)} µs/request, ` +
       `${row.generator} CPU ${row.generatorCpuSeconds.toFixed(2)} s` +
       (stale ? `, stale ${stale.stale} of ${stale.sequences} write → read sequences` : ""),
   );
@@ -282,6 +286,14 @@ async function benchDataset(orders: number, options: { small?: boolean; writes?:
     await app.stop();
 
     if (options.small) {
+      // The same hits with every one checked in Valkey: what the in-process tier saves.
+      const withoutL1 = await serve(env, { L1_MAX_BYTES: "0" });
+      servers.push(withoutL1);
+      await measure("GET /count, cached, L1 off (L1_MAX_BYTES=0)", dataset, withoutL1, [{ path: "/count" }]);
+      await measure("per-customer counts, 100 hot customers, cached, L1 off", dataset, withoutL1, [
+        { path: "/count?customerid={hot}" },
+      ]);
+      await withoutL1.stop();
       const cutOff = await serve(env, { VALKEY_URL: `redis://127.0.0.1:${await freePort()}` });
       servers.push(cutOff);
       await measure("GET /count, Valkey cut off (PostgreSQL answers)", dataset, cutOff, [{ path: "/count" }]);
@@ -341,11 +353,11 @@ if (extra) compare("95% reads / 5% writes", label(extra), "1M");
 const date = new Date().toISOString().slice(0, 19).replace(/:/g, "-");
 const generator = rows[0]?.generator ?? "none";
 const table = [
-  `| scenario | dataset | requests/s | share of ceiling | p50 ms | p99 ms | errors | stale reads | peak RSS MB | ${generator} CPU s |`,
-  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  `| scenario | dataset | requests/s | share of ceiling | p50 ms | p99 ms | errors | stale reads | peak RSS MB | server CPU µs/request | ${generator} CPU s |`,
+  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ...rows.map(
     (r) =>
-      `| ${r.name} | ${r.dataset} | ${Math.round(r.requestsPerSecond).toLocaleString("en-US")} | ${(r.ratio * 100).toFixed(0)}% | ${r.p50} | ${r.p99} | ${r.errors + r.non2xx} | ${r.stale ?? ""} | ${r.peakRssMb.toFixed(0)} | ${r.generatorCpuSeconds.toFixed(2)} |`,
+      `| ${r.name} | ${r.dataset} | ${Math.round(r.requestsPerSecond).toLocaleString("en-US")} | ${(r.ratio * 100).toFixed(0)}% | ${r.p50} | ${r.p99} | ${r.errors + r.non2xx} | ${r.stale ?? ""} | ${r.peakRssMb.toFixed(0)} | ${r.serverCpuMicrosPerRequest.toFixed(0)} | ${r.generatorCpuSeconds.toFixed(2)} |`,
   ),
 ].join("\n");
 const markdown = `${table}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n\nLoad generator: ${generator}, 32 connections, ${seconds} s per scenario after a 2 s warm-up (its CPU time is for the measured ${seconds} s). ${new Date().toISOString()}, \`npm run bench${extra ? ` -- --orders ${extra}` : ""}\`; total ${((Date.now() - started) / 1000).toFixed(0)} s.\n`;

@@ -5,33 +5,36 @@
 // server is, API_TOKEN is sent for writes. Every flag is checked before any request.
 import { TRPCClientError } from "@trpc/client";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import type { z } from "zod";
-import { addOrderInput, customerId, describeIssues, isoDate, money } from "../server/inputs.ts";
 import { createClient } from "./index.ts";
-import { npmSetting, recoverTypedArgs, swallowedFlags } from "./npm-typed-args.ts";
+import { parseCents } from "./money.ts";
+import { restoreSwallowedFlags } from "./npm-swallowed-flags.ts";
+import { customerIdTextProblem, isoDateProblem, moneyProblem, totalFits, totalMessage } from "./rules.ts";
 
 class UsageError extends Error {}
+
+// `dellstore-orders --help | head`: a reader that stops early is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(process.exitCode ?? 0);
+});
 
 const defaultServer = "http://127.0.0.1:8000";
 const serverUrl = () => process.env.SERVER_URL || defaultServer;
 const client = () => createClient({ url: serverUrl(), token: process.env.API_TOKEN });
 const printJson = (value: unknown) => console.log(JSON.stringify(value));
 
-/** A commander argument parser that checks the flag's text with the server's own rule. */
-function checked<T>(schema: z.ZodType<unknown, T>, toInput: (text: string) => T = (text) => text as T) {
+/** A commander argument parser that checks the flag's text with the server's own rule (rules.ts). */
+function checked(problem: (text: string) => string | undefined) {
   return (text: string) => {
-    const result = schema.safeParse(toInput(text));
-    if (!result.success) throw new InvalidArgumentError(result.error.issues[0]?.message ?? "is invalid");
+    const found = problem(text);
+    if (found !== undefined) throw new InvalidArgumentError(found);
     return text;
   };
 }
 
-function wholeNumber(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError("must be a positive whole number");
-  return Number(text);
-}
-const customerOption = () => new Option("--customer <id>", "customer id").argParser(checked(customerId, wholeNumber));
-const amountOption = (flag: string, what: string) => new Option(`--${flag} <amount>`, what).argParser(checked(money));
+const customerOption = () => new Option("--customer <id>", "customer id").argParser(checked(customerIdTextProblem));
+const amountOption = (flag: string, what: string) =>
+  new Option(`--${flag} <amount>`, what).argParser(checked(moneyProblem));
 
 const program = new Command("dellstore-orders")
   .description(
@@ -65,7 +68,9 @@ program
   .addOption(amountOption("net", "net amount, e.g. 23.00").makeOptionMandatory())
   .addOption(amountOption("tax", "tax, e.g. 2.00").makeOptionMandatory())
   .addOption(
-    new Option("--date <YYYY-MM-DD>", "order date (default: today, by the server's clock)").argParser(checked(isoDate)),
+    new Option("--date <YYYY-MM-DD>", "order date (default: today, by the server's clock)").argParser(
+      checked(isoDateProblem),
+    ),
   )
   .action(async (flags: { customer: string; net: string; tax: string; date?: string }) => {
     const input = {
@@ -75,36 +80,31 @@ program
       ...(flags.date === undefined ? {} : { orderDate: flags.date }),
     };
     // Each flag is fine on its own; the order as a whole (net + tax fits) is checked before sending too.
-    const checkedInput = addOrderInput.safeParse(input);
-    if (!checkedInput.success) throw new UsageError(`error: ${describeIssues(checkedInput.error)}`);
+    if (!totalFits(parseCents(flags.net) ?? 0n, parseCents(flags.tax) ?? 0n))
+      throw new UsageError(`error: ${totalMessage("--net", "--tax")}`);
     printJson(await client().orders.add.mutate(input));
   });
 
 for (const command of program.commands) command.exitOverride().showHelpAfterError();
 
-const flagNames = ["customer", "net", "tax", "date"];
+/** Our flags, as commander knows them (each takes a value): the ones npm may swallow. */
+const flagNames = [
+  ...new Set(program.commands.flatMap((command) => command.options.flatMap((o) => o.long?.slice(2) ?? []))),
+];
 
 /**
- * Our arguments as typed. Under `npm run client` without `--`, npm has kept the
- * flag names (see npm-typed-args.ts): take them back from npm's log, or from
- * npm's settings where they alone say it, else refuse rather than guess.
+ * Our arguments as typed. Under `npm run client` without `--`, npm keeps the
+ * flag names for itself (see npm-swallowed-flags.ts): restore the one its
+ * environment accounts for, or refuse rather than guess.
  */
 function typedArgs(received: string[], env: NodeJS.ProcessEnv): string[] {
-  const swallowed = swallowedFlags(flagNames, received, env);
-  if (swallowed.length === 0) return received;
-  const recovered = recoverTypedArgs(received, env);
-  if (recovered) return recovered;
-  const separate = swallowed.filter((flag) => npmSetting(env, flag) === "true");
-  const attached = swallowed.filter((flag) => !separate.includes(flag)).map((f) => `--${f}=${npmSetting(env, f)}`);
-  // `--flag=value` keeps its value in npm's settings; one bare flag can only own the one word left after the command.
-  if (separate.length === 0) return [...received, ...attached];
-  if (separate.length === 1 && received.length === 2)
-    return [received[0] as string, `--${separate[0]}`, received[1] as string, ...attached];
+  const restored = restoreSwallowedFlags(flagNames, received, env);
+  if ("args" in restored) return restored.args;
   const command = received[0] ?? "<command>";
   const line =
     command === "add" ? "add --customer N --net AMOUNT --tax AMOUNT [--date YYYY-MM-DD]" : `${command} [--customer N]`;
   throw new UsageError(
-    `error: npm took ${separate.map((f) => `--${f}`).join(", ")} as its own settings, so the order they were typed in is lost; refusing to guess. Put -- after the script name, or run the command directly:
+    `error: npm kept ${restored.lost.map((f) => `--${f}`).join(", ")} for itself and passed on only the words left, so the line as typed can't be known for sure; refusing to guess. Put -- after the script name, or run the command directly:
   npm run client -- ${line}
   npx dellstore-orders ${line}`,
   );

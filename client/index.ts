@@ -4,9 +4,10 @@
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink, type TRPCClient } from "@trpc/client";
 import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
-import { maxBatchSize } from "../server/http/limits.ts";
 import type { AppRouter } from "./api.ts";
 import { idempotencyKeyLink, type RetryOptions, safeRetryLink } from "./retry.ts";
+import { maxBatchSize } from "./rules.ts";
+import { traceHeaders, traceLink } from "./trace-link.ts";
 
 export type {
   AddOrderInput,
@@ -30,7 +31,7 @@ export interface ClientOptions {
   /** Extra headers sent with every request. */
   headers?: Record<string, string>;
   /**
-   * Retries of calls answered 503 or not answered at all; `false` for none.
+   * Retries of calls answered 503 or 504 or not answered at all; `false` for none.
    * orders.add is retried with the same idempotency key, so it is stored once.
    */
   retry?: RetryOptions | false;
@@ -51,13 +52,19 @@ export function createClient({ url, token, headers, retry = {}, EventSource }: C
   const endpoint = base.endsWith("/trpc") ? base : `${base}/trpc`;
   return createTRPCClient<AppRouter>({
     links: [
+      traceLink(),
       idempotencyKeyLink(),
       ...(retry === false ? [] : [safeRetryLink(retry)]),
       splitLink({
         // Subscriptions over SSE; the EventSource reconnects by itself, resuming from the last event's id.
         condition: (op) => op.type === "subscription",
         true: httpSubscriptionLink({ url: endpoint, transformer: superjson, EventSource }),
-        false: httpBatchLink({ url: endpoint, transformer: superjson, headers: () => sent, maxItems: maxBatchSize }),
+        false: httpBatchLink({
+          url: endpoint,
+          transformer: superjson,
+          headers: ({ opList }) => ({ ...sent, ...traceHeaders(opList) }),
+          maxItems: maxBatchSize,
+        }),
       }),
     ],
   });

@@ -32,9 +32,15 @@ export interface RetryOptions {
   baseDelayMs?: number;
 }
 
-/** An answer that says "not now": 503, or no answer at all (connection refused, reset, cut). */
+/**
+ * Answers worth trying again: 503 (not stored, and never will be), 504 (the outcome
+ * is unknown: the same idempotency key makes the retry store it at most once), or
+ * no answer at all (connection refused, reset, cut).
+ */
+const transientCodes = new Set(["SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT"]);
+
 export function isTransient(error: TRPCClientError<AppRouter>): boolean {
-  if (error.data) return error.data.code === "SERVICE_UNAVAILABLE";
+  if (error.data) return transientCodes.has(error.data.code);
   // No tRPC error body: the request never got a server's answer.
   return error.cause !== undefined && !(error.cause instanceof SyntaxError);
 }

@@ -51,6 +51,8 @@ export interface PoolOptions {
   logger?: Logger;
   /** The pool's application_name (a URL's ?application_name= wins). */
   applicationName?: string;
+  /** When tracing is on: gives the pool's statements spans (server/telemetry). */
+  tracing?: { statements(sql: postgres.Sql, database: string): void } | undefined;
 }
 
 /** Host, port and database of a PostgreSQL URL: safe to log. */
@@ -114,8 +116,8 @@ export function describeConnectionError(error: unknown): string {
 
 export function connectPostgres(url: string, options: PoolOptions = {}): DatabaseHandle {
   const tls = postgresTls(url);
-  const pool = (max: number, applicationName: string) =>
-    postgres(tls.url, {
+  const pool = (max: number, applicationName: string) => {
+    const sql = postgres(tls.url, {
       ...(tls.ssl ? { ssl: tls.ssl } : {}),
       max,
       connect_timeout: options.timeoutSeconds ?? 10,
@@ -124,6 +126,9 @@ export function connectPostgres(url: string, options: PoolOptions = {}): Databas
       onnotice: () => {},
       connection: { application_name: applicationName, statement_timeout: (options.timeoutSeconds ?? 10) * 1000 },
     });
+    options.tracing?.statements(sql, decodeURIComponent(new URL(tls.url).pathname.slice(1)));
+    return sql;
+  };
   const sql = pool(options.max ?? 10, options.applicationName ?? "dellstore-orders");
   const settlerSql = pool(2, "dellstore-orders-settle");
   const db = drizzlePostgres(sql, { schema, logger: options.logger });

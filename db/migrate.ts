@@ -1,7 +1,12 @@
 // npm run db:migrate: applies the committed migrations to DATABASE_URL (or the embedded database).
 import { loadConfig } from "../server/config.ts";
 import { openDatabase } from "./client.ts";
-import { runScript } from "./script.ts";
+import { runScript, scriptArgs } from "./script.ts";
+
+scriptArgs(
+  "usage: npm run db:migrate\n  Applies the committed migrations to DATABASE_URL (or to the embedded database under DATA_DIR).",
+  {},
+);
 
 await runScript(async () => {
   const config = loadConfig();

@@ -1,19 +1,16 @@
 // npm run db:aggregates [-- --check]: recomputes the order aggregates from
 // orders and reports what had drifted; --check only reports, and exits 1 on drift.
-import { parseArgs } from "node:util";
 import { loadConfig } from "../server/config.ts";
 import { rebuildAggregates } from "./aggregates.ts";
 import { openDatabase } from "./client.ts";
-import { runScript } from "./script.ts";
+import { runScript, scriptArgs } from "./script.ts";
 
 const usage = "usage: npm run db:aggregates [-- --check]";
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
+const values = scriptArgs(usage, { check: { type: "boolean", default: false } });
+
 await runScript(async () => {
-  const { values } = parseArgs({
-    options: { check: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
-  });
-  if (values.help) return console.log(usage);
   const config = loadConfig();
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   try {

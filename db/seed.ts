@@ -1,28 +1,24 @@
 // npm run db:seed [-- --dump dellstore2-normal-1.0.sql | --customers N --orders N] [--reset | --if-empty]
-import { parseArgs } from "node:util";
 import { loadConfig } from "../server/config.ts";
 import { openDatabase } from "./client.ts";
 import { loadDump } from "./load/dump.ts";
 import { defaultDataset, generateDataset } from "./load/generate.ts";
 import { progressBar } from "./load/progress.ts";
 import { customers, orders } from "./schema.ts";
-import { runScript } from "./script.ts";
+import { runScript, scriptArgs } from "./script.ts";
 
 const usage = "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset | --if-empty]";
 
+const values = scriptArgs(usage, {
+  dump: { type: "string" },
+  customers: { type: "string" },
+  orders: { type: "string" },
+  reset: { type: "boolean", default: false },
+  // For one-shot deploy steps: tables that already hold data are left alone, and that is no error.
+  "if-empty": { type: "boolean", default: false },
+});
+
 await runScript(async () => {
-  const { values } = parseArgs({
-    options: {
-      dump: { type: "string" },
-      customers: { type: "string" },
-      orders: { type: "string" },
-      reset: { type: "boolean", default: false },
-      // For one-shot deploy steps: tables that already hold data are left alone, and that is no error.
-      "if-empty": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) return console.log(usage);
   const config = loadConfig();
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   const started = performance.now();

@@ -12,6 +12,7 @@ import { type Cache, createCache } from "./cache/index.ts";
 import { QueryCache } from "./cache/query-cache.ts";
 import type { Config } from "./config.ts";
 import { isMissingDatabase } from "./database-errors.ts";
+import { databaseMisconfiguration } from "./database-misconfiguration.ts";
 import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
 import { CountHub, type CountHubOptions } from "./live/count-hub.ts";
@@ -19,6 +20,7 @@ import { countLoader } from "./live/counts.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { ordersCount } from "./routers/cache-policies.ts";
+import type { Tracing } from "./telemetry/index.ts";
 import type { Context } from "./trpc.ts";
 
 export interface App {
@@ -33,8 +35,10 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Parts a test may supply instead of the ones built from the configuration. */
+/** Parts a test may supply instead of the ones built from the configuration, and OpenTelemetry when started. */
 export interface AppOverrides {
+  /** Started by main.ts when an OTEL_* variable is set (server/telemetry/); absent, nothing is traced. */
+  tracing?: Tracing;
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
   /** The change applier's timings and test seams. */
@@ -59,7 +63,10 @@ export async function startApp(config: Config, log: Logger, overrides: AppOverri
 async function startServing(listener: Listener, config: Config, log: Logger, overrides: AppOverrides): Promise<App> {
   const database =
     overrides.database ??
-    (await openDatabase(config.databaseUrl, config.dataDir, { timeoutSeconds: config.databaseTimeoutSeconds }));
+    (await openDatabase(config.databaseUrl, config.dataDir, {
+      timeoutSeconds: config.databaseTimeoutSeconds,
+      tracing: overrides.tracing,
+    }));
   try {
     if (database.kind === "embedded") await prepareEmbedded(database, log);
     else await checkDatabase(database, config.databaseUrl, log);
@@ -69,7 +76,8 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
   }
 
   const metrics = createMetrics();
-  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics);
+  const { tracing } = overrides;
+  const cache = overrides.cache?.({ log, metrics }) ?? createCache(config, log, metrics, {}, tracing);
   // Every change to orders, the app's or anyone's, reaches the cache through the change log.
   const applier =
     cache instanceof QueryCache
@@ -92,7 +100,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     settler: database.settler,
     queries: prepareQueries(database.db),
     log,
-    cache,
+    cache: tracing ? tracing.cache(cache) : cache,
     cacheMode: "default",
     metrics,
     applier,
@@ -128,6 +136,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
       allowedHosts: config.http.allowedHosts,
       api: overrides.api,
       liveHeartbeatMs: overrides.live?.heartbeatMs,
+      tracing: overrides.tracing,
     });
   } catch (error) {
     // A start that fails leaves nothing running (no pools, no listener) and has retired nothing.
@@ -191,6 +200,8 @@ async function checkDatabase(database: DatabaseHandle, url: string | undefined, 
     state = await Promise.race([migrationState(database.db), slow]);
   } catch (error) {
     if (isMissingDatabase(error)) throw new StartupError(missingDatabaseMessage(url, database.description));
+    const misconfigured = databaseMisconfiguration(error, database.description);
+    if (misconfigured) throw new StartupError(misconfigured);
     log.error(
       { reason: describeConnectionError(error) },
       "PostgreSQL is unreachable; requests get 503 until it answers",

@@ -41,7 +41,8 @@ const envSchema = z.object({
   CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
   CACHE_PREFIX: z.string().min(1).default("dellstore"),
   L1_MAX_BYTES: z.preprocess(
-    (value) => (value === "" ? undefined : value),
+    // Number("") is 0, which would turn the tier off unasked.
+    (value) => (typeof value === "string" && value.trim() === "" ? Number.NaN : value),
     z.coerce
       .number({ error: "must be a number of bytes (0 turns the in-process tier off)" })
       .int("must be a whole number of bytes")

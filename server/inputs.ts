@@ -1,46 +1,60 @@
 // What a valid call looks like, with messages a caller can act on: the
 // procedures' inputs, and the pieces the REST routes build theirs from.
 import { z } from "zod";
-import { formatCents, maxCents, parseCents } from "./money.ts";
+import { parseCents } from "../client/money.ts";
+import {
+  customerIdProblem,
+  customerIdTextPattern,
+  customerIdTextProblem,
+  idempotencyKeyPattern,
+  idempotencyKeyProblem,
+  isoDatePattern,
+  isoDateProblem,
+  maxCustomerId,
+  moneyMessage,
+  moneyPattern,
+  moneyProblem,
+  totalFits,
+  totalMessage,
+} from "../client/rules.ts";
 
-export const customerId = z
-  .number({ error: "must be a number" })
-  .int("must be a whole number")
-  .positive("must be positive")
-  .max(2 ** 31 - 1, "must fit in 32 bits");
+export { totalFits };
 
-export const isoDate = z
-  .string({ error: "must be a date as YYYY-MM-DD" })
-  .regex(/^\d{4}-\d{2}-\d{2}$/, "must be a date as YYYY-MM-DD")
-  .refine(isCalendarDate, "is not a calendar date");
-
-function isCalendarDate(value: string): boolean {
-  const [year, month, day] = value.split("-").map(Number) as [number, number, number];
-  const date = new Date(Date.UTC(year, month - 1, day));
-  return year >= 1 && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+/** A schema whose values are judged by one of the shared rules (client/rules.ts), with the rule's message. */
+function judgedBy<T extends z.ZodType>(schema: T, problem: (value: z.output<T>) => string | undefined) {
+  return schema.superRefine((value, ctx) => {
+    const message = problem(value);
+    if (message !== undefined) ctx.addIssue({ code: "custom", message });
+  });
 }
 
+// The .meta() states the rule's shape for the API documents (JSON Schema); the rule is the judge.
+export const customerId = judgedBy(z.number({ error: "must be a number" }), customerIdProblem).meta({
+  type: "integer",
+  minimum: 1,
+  maximum: maxCustomerId,
+});
+
+/** A customer id as text, as FastAPI reads an int from a query string. */
+export const customerIdText = judgedBy(z.string(), customerIdTextProblem)
+  .transform(Number)
+  .meta({ pattern: customerIdTextPattern.source });
+
+/** A customer id in JSON, where FastAPI also takes it as text. */
+export const customerIdNumberOrText = judgedBy(
+  z.union([z.number(), z.string()], { error: "must be a positive whole number" }),
+  (id) => (typeof id === "number" ? customerIdProblem(id) : customerIdTextProblem(id)),
+).transform(Number);
+
+export const isoDate = judgedBy(z.string({ error: "must be a date as YYYY-MM-DD" }), isoDateProblem).meta({
+  pattern: isoDatePattern.source,
+});
+
 /** A non-negative amount with at most two decimals, as a number or a string; parsed to cents. */
-const moneyMessage = "must be a non-negative amount with at most two decimals";
-
-// The pattern is for the API docs (JSON Schema); parseCents is the judge.
-export const money = z
-  .union([z.number(), z.string().regex(/^\d+(\.\d{1,2})?$/, moneyMessage)], { error: moneyMessage })
-  .transform((value, ctx) => {
-    const cents = parseCents(value);
-    if (cents === undefined) {
-      ctx.addIssue({ code: "custom", message: moneyMessage });
-      return z.NEVER;
-    }
-    if (cents > maxCents) {
-      ctx.addIssue({ code: "custom", message: `must not exceed ${formatCents(maxCents)}` });
-      return z.NEVER;
-    }
-    return cents;
-  });
-
-/** An order's total must fit numeric(12,2) too. */
-export const totalFits = (net: bigint, tax: bigint) => net + tax <= maxCents;
+export const money = judgedBy(
+  z.union([z.number(), z.string().meta({ pattern: moneyPattern.source })], { error: moneyMessage }),
+  moneyProblem,
+).transform((value) => parseCents(value) as bigint);
 
 /** Today's date as YYYY-MM-DD, by this process's clock and time zone: an order's default date. */
 export function today(): string {
@@ -65,9 +79,9 @@ export const yearInput = z.object({
 });
 
 /** An Idempotency-Key: what a client resends with a retry so the write happens once. */
-export const idempotencyKey = z
-  .string({ error: "must be a string" })
-  .regex(/^[\x20-\x7E]{1,128}$/, "must be 1 to 128 printable ASCII characters");
+export const idempotencyKey = judgedBy(z.string({ error: "must be a string" }), idempotencyKeyProblem).meta({
+  pattern: idempotencyKeyPattern.source,
+});
 
 export const addOrderInput = z
   .object({
@@ -81,7 +95,7 @@ export const addOrderInput = z
   })
   .refine((order) => totalFits(order.netAmount, order.tax), {
     path: ["tax"],
-    message: `netAmount + tax must not exceed ${formatCents(maxCents)}`,
+    message: totalMessage("netAmount", "tax"),
     // Only a sum of two valid amounts can be too large; a bad field already has its message.
     when: (payload) => payload.issues.length === 0,
   })

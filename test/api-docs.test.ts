@@ -1,10 +1,16 @@
-// /openapi.json, generated from the REST routes' and the tRPC procedures' zod
-// schemas, and /docs, Swagger UI from the plugin's own files, as FastAPI serves them.
+// /openapi.json, generated from the REST routes' schemas and the router's
+// declared procedures, and /docs, Swagger UI from the plugin's own files, as
+// FastAPI serves them.
 import { readdirSync } from "node:fs";
 import { request } from "node:http";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { describe, expect, it } from "vitest";
-import { useApp } from "./support/app.ts";
+import { z } from "zod";
+import { cachePolicies } from "../server/routers/cache-policies.ts";
+import { documented } from "../server/routers/documented.ts";
+import { procedures } from "../server/routers/index.ts";
+import { publicProcedure } from "../server/trpc.ts";
+import { startTestApp, useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
 
 const db = useTestDatabase("seeded");
@@ -15,7 +21,11 @@ interface Operation {
   requestBody?: {
     content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> }; example?: unknown }>;
   };
-  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+  summary?: string;
+  responses: Record<
+    string,
+    { $ref?: string; headers?: Record<string, unknown>; content?: Record<string, { schema: unknown }> }
+  >;
 }
 interface Document {
   openapi: string;
@@ -33,17 +43,51 @@ describe("/openapi.json", () => {
     expect(Object.keys(document.paths).sort()).toEqual(
       [
         "/count",
+        "/count/",
         "/count/stream",
         "/live",
         "/add/",
+        "/add",
         "/health",
         "/metrics",
         "/trpc/orders.count",
         "/trpc/orders.monthly",
         "/trpc/orders.add",
+        "/trpc/orders.watchCount",
         "/trpc/customers.summary",
+        "/trpc/{procedures}",
       ].sort(),
     );
+  });
+
+  it("says on every operation what every answer obeys: 405 with Allow, 421, Retry-After on 503 and 504", async () => {
+    const document = await documentOf();
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        expect(operation.responses["405"], where).toBeDefined();
+        expect(operation.responses["421"], where).toEqual({ $ref: "#/components/responses/MisdirectedRequest" });
+        for (const status of ["503", "504"]) {
+          const response = operation.responses[status];
+          if (response) expect(response.headers, `${where} ${status}`).toHaveProperty("Retry-After");
+        }
+      }
+    }
+    expect(document.paths["/add/"]?.post?.responses["503"]).toBeDefined();
+    expect(document.paths["/trpc/orders.add"]?.post?.responses["504"]).toBeDefined();
+  });
+
+  it("describes tRPC's batch form, for queries by GET and mutations by POST", async () => {
+    const batch = (await documentOf()).paths["/trpc/{procedures}"];
+    const pattern = (operation?: Operation) =>
+      new RegExp(
+        (operation?.parameters?.find((p) => p.name === "procedures")?.schema as { pattern?: string } | undefined)
+          ?.pattern ?? "^$",
+      );
+    expect(pattern(batch?.get).test("orders.count,customers.summary,orders.count")).toBe(true);
+    expect(pattern(batch?.get).test("orders.count,orders.add")).toBe(false);
+    expect(pattern(batch?.post).test("orders.add,orders.add")).toBe(true);
+    expect(batch?.get?.parameters?.map((p) => p.name)).toEqual(["procedures", "batch", "input"]);
   });
 
   it("describes the inputs as the routes validate them", async () => {
@@ -96,6 +140,57 @@ describe("/openapi.json", () => {
     expect(Object.keys(operation?.responses ?? {})).toEqual(
       expect.arrayContaining(["200", "400", "401", "404", "415"]),
     );
+  });
+});
+
+describe("a procedure added to the router", () => {
+  it("is documented with no other edit: its path, summary, input, output and errors", async () => {
+    const echo = documented(
+      {
+        kind: "query",
+        summary: "Echoes a word",
+        input: z.object({ word: z.string().min(1) }),
+        output: z.object({ echoed: z.string() }),
+        errors: { NOT_FOUND: "no such word" },
+        example: { word: "hello" },
+      },
+      publicProcedure.input(z.object({ word: z.string().min(1) })).query(({ input }) => ({ echoed: input.word })),
+    );
+    const throwaway = await startTestApp(
+      { DATABASE_URL: db.url },
+      { api: { procedures: { ...procedures, extra: { echo } }, policies: cachePolicies } },
+    );
+    try {
+      const document = (await (await fetch(`${throwaway.url}/openapi.json`)).json()) as Document;
+      await SwaggerParser.validate(structuredClone(document) as never);
+      const operation = document.paths["/trpc/extra.echo"]?.get;
+      expect(operation?.summary).toBe("Echoes a word");
+      const input = operation?.parameters?.find((p) => p.name === "input")?.content?.["application/json"];
+      expect(input).toMatchObject({
+        schema: { properties: { json: { properties: { word: { type: "string", minLength: 1 } } } } },
+        example: { json: { word: "hello" } },
+      });
+      expect(Object.keys(operation?.responses ?? {})).toEqual(expect.arrayContaining(["200", "400", "404", "503"]));
+      const res = await fetch(
+        `${throwaway.url}/trpc/extra.echo?input=${encodeURIComponent(JSON.stringify(input?.example))}`,
+      );
+      expect(await res.json()).toEqual({ result: { data: { json: { echoed: "hello" } } } });
+      expect((await fetch(`${throwaway.url}/trpc/extra.echo`, { method: "DELETE" })).headers.get("allow")).toBe(
+        "GET, HEAD",
+      );
+    } finally {
+      await throwaway.close();
+    }
+  });
+
+  it("stops start-up when it isn't declared, rather than serve it undocumented", async () => {
+    const undeclared = publicProcedure.query(() => "?");
+    await expect(
+      startTestApp(
+        { DATABASE_URL: db.url },
+        { api: { procedures: { extra: { undeclared } }, policies: cachePolicies } },
+      ),
+    ).rejects.toThrow(/extra\.undeclared is not a declared procedure/);
   });
 });
 

@@ -82,6 +82,15 @@ const post = (app: TestApp | ServerProcess, customerId: number) =>
     body: JSON.stringify({ customerid: customerId, netamount: 1, tax: 0.08 }),
   });
 
+/** Waits until the cache is down (Valkey is cut): a read of `customerId` trips the breaker. */
+const cacheDown = (app: TestApp, customerId: number) =>
+  expect
+    .poll(async () => {
+      await count(app, customerId);
+      return (await health(app)).cache;
+    })
+    .toBe("down");
+
 /** Reads twice, so the next read is a hit; returns the count. */
 async function warm(app: TestApp, customerId: number): Promise<number> {
   const value = await count(app, customerId);
@@ -102,12 +111,7 @@ describe("a write acknowledged while the store recovers", () => {
     const before = await warm(server, customer);
     valkeyProxy.cut();
     try {
-      await expect
-        .poll(async () => {
-          await count(server, customer); // a read trips the breaker
-          return (await health(server)).cache;
-        })
-        .toBe("down");
+      await cacheDown(server, customer);
       gate.arm();
     } finally {
       valkeyProxy.restore();
@@ -129,12 +133,7 @@ describe("a change naming hundreds of tags", () => {
     const retired = await metric(server, "cache_retire_all_total");
     valkeyProxy.cut();
     try {
-      await expect
-        .poll(async () => {
-          await count(server, bystander); // a read trips the breaker
-          return (await health(server)).cache;
-        })
-        .toBe("down");
+      await cacheDown(server, bystander);
       // 600 customers in one transaction, in statements of 50 (each names its customers, not the epoch).
       await db.sql.begin(async (tx) => {
         for (let first = 1000; first < 1600; first += 50) {

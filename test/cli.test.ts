@@ -7,8 +7,11 @@ import { freePort } from "./support/server-process.ts";
 
 const db = useTestDatabase("seeded");
 const server = useApp(() => ({ DATABASE_URL: db.url }));
-const npm = (line: string, env: Record<string, string> = {}) =>
-  run("npm", line.split(" ").slice(1), { SERVER_URL: server.url, ...env });
+/** Runs `line` (`npm …` or `npx …`) as typed, split at spaces. */
+const npm = (line: string, env: Record<string, string> = {}) => {
+  const [command = "npm", ...args] = line.split(" ");
+  return run(command, args, { SERVER_URL: server.url, ...env });
+};
 const customerCount = async (id: number) =>
   (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${id}`)[0]?.n;
 
@@ -37,9 +40,9 @@ describe("npm run client", () => {
   });
 
   it.each([
-    ["npm run client add --customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10", "2023-03-10"],
     ["npm run client -- add --customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10", "2023-03-10"],
-    ["npm run client add --customer 9999 --net 23.00 --tax 2.00", undefined],
+    ["npm run client -- add --customer 9999 --net 23.00 --tax 2.00", undefined],
+    ["npx dellstore-orders add --customer 9999 --net 23.00 --tax 2.00", undefined],
   ])("`%s` adds the order and prints it", async (line, date) => {
     await expectAdds(line, {
       netAmount: "23.00",
@@ -49,31 +52,82 @@ describe("npm run client", () => {
     });
   });
 
-  // npm keeps every `--flag` typed before a `--` for itself; the CLI must take the
-  // order back from npm or refuse. Net and tax differ, so a swap would show.
-  const flagOrders = [
-    "--customer 9999 --net 23.10 --tax 2.20",
-    "--customer 9999 --tax 2.20 --net 23.10",
-    "--net 23.10 --customer 9999 --tax 2.20",
-    "--net 23.10 --tax 2.20 --customer 9999",
-    "--tax 2.20 --customer 9999 --net 23.10",
-    "--tax 2.20 --net 23.10 --customer 9999",
-    "--date 2023-03-11 --tax 2.20 --net 23.10 --customer 9999",
-    "--net=23.10 --date 2023-03-11 --customer 9999 --tax=2.20",
+  // npm keeps every `--flag` typed before a `--` for itself and passes on only the
+  // values; its environment names the flags. One flag without its name is certain;
+  // several are not, and the CLI refuses. Net and tax differ, so a swap would show.
+  const oneFlagHidden = [
+    "--customer 9999 --net=23.10 --tax=2.20",
+    "--tax=2.20 --net 23.10 --customer=9999",
+    "--net=23.10 --customer=9999 --tax 2.20",
+    "--date 2023-03-11 --tax=2.20 --net=23.10 --customer=9999",
+    "--customer=9999 --date=2023-03-11 --net=23.10 --tax 2.20",
   ];
-  it.each(flagOrders)("`npm run client add %s` writes exactly what was typed", async (flags) => {
+  it.each(oneFlagHidden)("`npm run client add %s` writes exactly what was typed", async (flags) => {
     const date: Record<string, string> = flags.includes("--date") ? { orderDate: "2023-03-11" } : {};
     await expectAdds(`npm run client add ${flags}`, { netAmount: "23.10", tax: "2.20", totalAmount: "25.30", ...date });
   });
 
-  it("refuses, naming the `--` and `npx` forms, when npm left no record of the order", async () => {
+  const severalFlagsHidden = [
+    "--customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10",
+    "--customer 9999 --net 23.10 --tax 2.20",
+    "--tax 2.20 --net 23.10 --customer 9999",
+    "--net=23.10 --date 2023-03-11 --customer 9999 --tax=2.20",
+  ];
+  it.each(severalFlagsHidden)("`npm run client add %s` refuses, naming the `--` and `npx` forms", async (flags) => {
     const before = await customerCount(9999);
-    const result = await npm("npm run --logs-max=0 client add --tax 2.20 --net 23.10 --customer 9999");
+    const result = await npm(`npm run client add ${flags}`);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("refusing to guess");
     expect(result.stderr).toContain("npm run client -- add --customer N --net AMOUNT --tax AMOUNT");
     expect(result.stderr).toContain("npx dellstore-orders add --customer N --net AMOUNT --tax AMOUNT");
     expect(await customerCount(9999)).toBe(before);
+  });
+
+  it("refuses when npm swallowed a flag's value too (`--customer -1`)", async () => {
+    const result = await npm("npm run client count --customer -1");
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("npm run client -- count [--customer N]");
+  });
+
+  it("stores exactly what each of two writes started together typed, or refuses it", async () => {
+    // The old CLI read the typed line back from npm's debug log, named after the start
+    // millisecond and shared by runs that began in it; one write took the other's flags.
+    const lines = [
+      [
+        "npm run client add --customer=9998 --net=3.00 --tax 4.00",
+        { customerId: 9998, netAmount: "3.00", tax: "4.00" },
+      ],
+      [
+        "npm run client add --tax=2.00 --net=3.00 --customer 9999",
+        { customerId: 9999, netAmount: "3.00", tax: "2.00" },
+      ],
+      ["npm run client add --customer 9998 --net 3.00 --tax 4.00", undefined],
+      ["npm run client add --tax 2.00 --net 3.00 --customer 9999", undefined],
+    ] as const;
+    const stored = async () =>
+      db.sql<{ customerid: number; netamount: string; tax: string }[]>`
+        SELECT customerid, netamount, tax FROM orders WHERE customerid IN (9998, 9999) ORDER BY orderid`;
+    const before = (await stored()).length;
+    // Started in one tick, so all four npm processes begin within the same few milliseconds.
+    const results = await Promise.all(lines.map(([line]) => npm(line)));
+    for (const [i, [line, order]] of lines.entries()) {
+      const result = results[i] as (typeof results)[number];
+      if (order) {
+        expect(result.code, `${line}\n${result.stderr}`).toBe(0);
+        expect(lastJson(result.stdout)).toMatchObject(order);
+      } else {
+        expect(result.code, line).toBe(2);
+        expect(result.stderr).toContain("refusing to guess");
+      }
+    }
+    const added = (await stored()).slice(before);
+    expect(added).toHaveLength(2);
+    expect(added).toEqual(
+      expect.arrayContaining([
+        { customerid: 9998, netamount: "3.00", tax: "4.00" },
+        { customerid: 9999, netamount: "3.00", tax: "2.00" },
+      ]),
+    );
   });
 
   it("`npm run client count --customer=9999` counts that customer's orders", async () => {
@@ -92,13 +146,11 @@ describe("npm run client", () => {
 
   it.each([
     ["--customer 12x --net 1 --tax 1", /--customer <id>.* is invalid\. must be a positive whole number/],
+    ["--customer=-1 --net 1 --tax 1", /--customer <id>.* is invalid\. must be positive/],
     ["--customer 9999 --net 1.234 --tax 1", /--net <amount>.* is invalid\. must be a non-negative amount/],
     ["--customer 9999 --net 1 --tax 1 --date 2023-02-30", /--date <YYYY-MM-DD>.* is invalid\. is not a calendar date/],
     ["--customer 9999 --net 1", /required option '--tax <amount>' not specified/],
-    [
-      "--customer 9999 --net 9999999999.99 --tax 0.01",
-      /^error: tax: netAmount \+ tax must not exceed 9999999999\.99$/m,
-    ],
+    ["--customer 9999 --net 9999999999.99 --tax 0.01", /^error: --net \+ --tax must not exceed 9999999999\.99$/m],
   ])("`add %s` is refused before any request", async (flags, message) => {
     // No server at SERVER_URL: a request would say "cannot reach the server".
     const closed = `http://127.0.0.1:${await freePort()}`;

@@ -1,5 +1,6 @@
 // Another TypeScript app imports the client by package name, through package.json
-// `exports`: its calls type-check, a wrong input doesn't, and it runs.
+// `exports`: its calls type-check, a wrong input doesn't, and it runs. (.ci/run
+// installs the packed tarball the same way and checks its size and contents.)
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +13,7 @@ const db = useTestDatabase("seeded");
 const server = useApp(() => ({ DATABASE_URL: db.url }));
 let app = "";
 
-const program = (countInput: string) => `import { createClient, type RouterOutputs } from "dellstore-orders/client";
+const program = (countInput: string) => `import { createClient, type RouterOutputs } from "@dellstore/client";
 
 const client = createClient({ url: process.argv[2] ?? "http://127.0.0.1:8000" });
 const counted: RouterOutputs["orders"]["count"] = await client.orders.count.query(${countInput});
@@ -23,8 +24,9 @@ console.log(JSON.stringify({ count: counted.count, total }));
 
 beforeAll(async () => {
   app = await mkdtemp(join(tmpdir(), "dellstore-consumer-"));
-  await mkdir(join(app, "node_modules"));
-  await symlink(projectRoot, join(app, "node_modules", "dellstore-orders"));
+  await mkdir(join(app, "node_modules", "@dellstore"), { recursive: true });
+  // The workspace as npm links it; its dependencies resolve from the repository's node_modules.
+  await symlink(join(projectRoot, "client"), join(app, "node_modules", "@dellstore", "client"));
   await writeFile(join(app, "package.json"), '{ "type": "module" }');
   await writeFile(
     join(app, "tsconfig.json"),
@@ -49,7 +51,7 @@ afterAll(() => rm(app, { recursive: true, force: true }));
 
 const tsc = () => run(join(projectRoot, "node_modules/.bin/tsc"), ["-p", app]);
 
-describe("importing dellstore-orders/client from another app", () => {
+describe("importing @dellstore/client from another app", () => {
   it("type-checks a correct program and runs it against the server", async () => {
     await writeFile(join(app, "app.ts"), program("{ customerId: 9999 }"));
     const checked = await tsc();

@@ -11,7 +11,10 @@ describe("configuration", () => {
       port: 8000,
       host: "127.0.0.1",
       logLevel: "info",
+      l1MaxBytes: 64 * 1024 * 1024,
     });
+    expect(loadConfig({ L1_MAX_BYTES: "0" }).l1MaxBytes).toBe(0);
+    expect(loadConfig({ L1_MAX_BYTES: "1048576" }).l1MaxBytes).toBe(1048576);
   });
 
   it("reads the managed-service names too, preferring the primary ones", () => {
@@ -46,6 +49,10 @@ describe("configuration", () => {
     ["LOG_LEVEL", "chatty"],
     ["API_TOKEN", "short"],
     ["MAX_BODY_BYTES", "lots"],
+    ["L1_MAX_BYTES", "64MiB"],
+    ["L1_MAX_BYTES", "-1"],
+    ["L1_MAX_BYTES", "1.5"],
+    ["L1_MAX_BYTES", ""],
   ])("refuses %s=%j, naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name}: `));

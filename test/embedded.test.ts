@@ -35,7 +35,7 @@ describe("the embedded default", () => {
     } finally {
       await server.stop();
     }
-  });
+  }, 120_000); // server processes on PGlite: slow to start on a loaded machine
 
   it("keeps its data across restarts instead of seeding again, and stops cleanly on SIGTERM", async () => {
     const server = await startServerProcess({ DATA_DIR: dataDir }, ["node", "--import", "tsx", "server/main.ts"]);
@@ -48,7 +48,7 @@ describe("the embedded default", () => {
     }
     expect(code).toBe(0);
     expect(server.output()).toContain('"msg":"stopped"');
-  });
+  }, 120_000); // server processes on PGlite: slow to start on a loaded machine
 
   it("refuses a second server on the same DATA_DIR at once, naming the first; a killed server's lock is taken over", async () => {
     const tsx = ["node", "--import", "tsx", "server/main.ts"] as [string, ...string[]];
@@ -71,5 +71,5 @@ describe("the embedded default", () => {
     } finally {
       await next.stop();
     }
-  });
+  }, 120_000); // server processes on PGlite: slow to start on a loaded machine
 });

@@ -22,6 +22,12 @@ const orderCount = async () => (await db.sql<{ n: number }[]>`SELECT count(*)::i
 const customerCount = async (id: number) =>
   (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${id}`)[0]?.n;
 
+/** FastAPI's {"detail"} on the REST routes; tRPC's error shape, with its code, on tRPC's. */
+function expectRefusal(path: string, body: unknown, trpcCode: string) {
+  if (path.startsWith("/trpc/")) expect(body).toMatchObject({ error: { json: { data: { code: trpcCode } } } });
+  else expect(Object.keys(body as object)).toEqual(["detail"]);
+}
+
 describe("writes whose body isn't JSON", () => {
   const restBody = '{"customerid":1,"netamount":1,"tax":0}';
   const trpcBody = JSON.stringify({ json: { customerId: 1, netAmount: 1, tax: 0 } });
@@ -33,11 +39,11 @@ describe("writes whose body isn't JSON", () => {
     ["no content type", "/add/", restBody, {}],
     ["text/plain", "/trpc/orders.add", trpcBody, { "content-type": "text/plain;charset=UTF-8" }],
     ["a form", "/trpc/orders.add", "json=1", { "content-type": "application/x-www-form-urlencoded" }],
-  ])("%s to %s → 415 {detail}, nothing stored", async (_, path, body, headers) => {
+  ])("%s to %s → 415 in the API's error shape, nothing stored", async (_, path, body, headers) => {
     const before = await orderCount();
     const res = await fetch(`${server.url}${path}`, { method: "POST", headers, body });
     expect(res.status).toBe(415);
-    expect(Object.keys((await res.json()) as object)).toEqual(["detail"]);
+    expectRefusal(path, await res.json(), "UNSUPPORTED_MEDIA_TYPE");
     expect(await orderCount()).toBe(before);
   });
 
@@ -46,6 +52,7 @@ describe("writes whose body isn't JSON", () => {
     const res = await fetch(`${server.url}${path}`, { method: "POST", body: form });
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     expect(res.status).toBe(415);
+    expectRefusal(path, await res.json(), "UNSUPPORTED_MEDIA_TYPE");
     expect(await orderCount()).toBe(before);
   });
 

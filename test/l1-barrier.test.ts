@@ -24,7 +24,7 @@ interface Reader {
   proxy: TcpProxy;
 }
 
-async function startReader(skipBarrier: boolean): Promise<Reader> {
+async function startReader(skipBarrier: boolean, barrierTimeoutMs = 60_000): Promise<Reader> {
   const valkeyUrl = inject("valkeyUrl");
   const target = new URL(valkeyUrl);
   const proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 6379) });
@@ -32,8 +32,13 @@ async function startReader(skipBarrier: boolean): Promise<Reader> {
   const config = loadConfig({ PORT: "0", ...env });
   const app = await startTestApp(env, {
     cache: ({ log, metrics }) =>
-      // Long enough that the barrier never gives up during the test: the read waits for the held bytes.
-      createCache(config, log, metrics, { trackingUrl: proxy.url(valkeyUrl), barrierTimeoutMs: 60_000, skipBarrier }),
+      // By default long enough that the barrier never gives up during the test: the read waits for the held bytes.
+      createCache(config, log, metrics, {
+        trackingUrl: proxy.url(valkeyUrl),
+        barrierTimeoutMs,
+        hungAfterMs: 60_000,
+        skipBarrier,
+      }),
   });
   return { app, proxy };
 }
@@ -41,12 +46,17 @@ async function startReader(skipBarrier: boolean): Promise<Reader> {
 const apps = useFixture(
   async () => {
     const writer = await startTestApp({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: prefix });
-    const [withBarrier, withoutBarrier] = await Promise.all([startReader(false), startReader(true)]);
-    return { writer, withBarrier, withoutBarrier };
+    const [withBarrier, withoutBarrier, impatient] = await Promise.all([
+      startReader(false),
+      startReader(true),
+      startReader(false, 100),
+    ]);
+    return { writer, withBarrier, withoutBarrier, impatient };
   },
-  async ({ writer, withBarrier, withoutBarrier }) => {
-    await Promise.all([writer.close(), withBarrier.app.close(), withoutBarrier.app.close()]);
-    await Promise.all([withBarrier.proxy.close(), withoutBarrier.proxy.close()]);
+  async ({ writer, withBarrier, withoutBarrier, impatient }) => {
+    const readers = [withBarrier, withoutBarrier, impatient];
+    await Promise.all([writer.close(), ...readers.map((r) => r.app.close())]);
+    await Promise.all(readers.map((r) => r.proxy.close()));
   },
 );
 
@@ -97,6 +107,21 @@ describe("a hit from process memory", () => {
     expect(answered).toBe(false);
     reader.proxy.restore();
     expect(await read).toBe(before + 1);
+  });
+
+  it("asks Valkey when the barrier's answer is late, and keeps the feed", async () => {
+    const reader = apps.impatient;
+    const customerId = 62;
+    const before = await warm(reader, customerId);
+
+    reader.proxy.holdReplies();
+    await write(customerId);
+    expect(await count(reader.app, customerId)).toBe(before + 1); // after 100 ms without an answer, from Valkey
+    reader.proxy.restore();
+    const feed = (reader.app.app.cache as QueryCache).tagFeed;
+    expect(feed?.live).toBe(true);
+    expect(reader.app.logs.filter((l) => l.msg.startsWith("tag tracking lost"))).toEqual([]);
+    expect(await count(reader.app, customerId)).toBe(before + 1);
   });
 
   it("without the barrier, the same interleaving returns the old count (so the barrier is needed)", async () => {

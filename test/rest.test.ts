@@ -53,7 +53,14 @@ describe("errors, as FastAPI answers them", () => {
   const cases: [string, () => Promise<Response>, number, RegExp][] = [
     ["a customerid that is not a number", () => get("/count?customerid=abc"), 422, /^customerid: /],
     ["customerid zero", () => get("/count?customerid=0"), 422, /^customerid: must be positive/],
-    ["a fractional customerid", () => get("/count?customerid=1.5"), 422, /^customerid: /],
+    ["a negative customerid", () => get("/count?customerid=-1"), 422, /^customerid: must be positive$/],
+    ["a fractional customerid", () => get("/count?customerid=1.5"), 422, /^customerid: must be a whole number$/],
+    [
+      "a negative customerid in the body, as text",
+      () => post("/add/", '{"customerid":"-1","netamount":1,"tax":1}'),
+      422,
+      /^customerid: must be positive$/,
+    ],
     ["a body that is not JSON", () => post("/add/", "{orderdate:"), 422, /not valid JSON/],
     ["a JSON array", () => post("/add/", "[1,2]"), 422, /must be a JSON object/],
     ["a missing customerid", () => post("/add/", '{"netamount":1,"tax":1}'), 422, /^customerid: /],

@@ -2,9 +2,12 @@
 // instead of serving 503s or 500s forever; /health tells a database that
 // isn't migrated from one that is down.
 import { randomBytes } from "node:crypto";
+import { type AddressInfo, createServer } from "node:net";
 import { describe, expect, inject, it } from "vitest";
+import { databaseMisconfiguration } from "../server/database-misconfiguration.ts";
 import { startTestApp } from "./support/app.ts";
 import { createTestDatabase, useTestDatabase } from "./support/database.ts";
+import { startLocalPostgres } from "./support/local-postgres.ts";
 import { run } from "./support/run.ts";
 import { freePort } from "./support/server-process.ts";
 import { databaseUrl } from "./support/urls.ts";
@@ -54,6 +57,94 @@ describe("start-up", () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+describe("start-up with settings that waiting won't fix", () => {
+  const db = useTestDatabase("empty");
+  /** The message of the last line the server logged: the one that says what to fix. */
+  const lastLine = (output: string) => (JSON.parse(output.trim().split("\n").at(-1) ?? "{}") as { msg?: string }).msg;
+
+  it("stops on a role the server doesn't know, in one line naming the user in DATABASE_URL", async () => {
+    const u = new URL(db.url);
+    u.username = `nobody_${randomBytes(4).toString("hex")}`;
+    u.password = "s3cret-pw";
+    const { code, output } = await start({ DATABASE_URL: u.toString() });
+    expect(code).toBe(1);
+    expect(lastLine(output)).toMatch(
+      new RegExp(
+        `start-up failed: PostgreSQL at .* refused the connection \\(role "${u.username}" does not exist\\): check the user in DATABASE_URL`,
+      ),
+    );
+    expect(output).not.toContain("s3cret-pw");
+  });
+
+  it("stops on a password PostgreSQL refuses, in one line naming the password in DATABASE_URL", async () => {
+    // A server of the test's own that checks passwords (the shared one may trust every local connection).
+    const guarded = await startLocalPostgres({ password: "the-right-one" });
+    try {
+      const u = new URL(guarded.url);
+      u.password = "s3cret-pw";
+      const { code, output } = await start({ DATABASE_URL: u.toString() });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toMatch(
+        /^start-up failed: PostgreSQL at .* refused the password \(password authentication failed for user "postgres"\): check the password in DATABASE_URL$/,
+      );
+      expect(output).not.toContain("s3cret-pw");
+    } finally {
+      await guarded.remove();
+    }
+  });
+
+  it("stops when DATABASE_URL asks for TLS from a server without it, naming sslmode", async () => {
+    // A server of the test's own, made by initdb: TLS off, whatever the shared one is configured with.
+    const plain = await startLocalPostgres();
+    try {
+      const u = new URL(plain.url);
+      u.searchParams.set("sslmode", "require");
+      const { code, output } = await start({ DATABASE_URL: u.toString() });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toMatch(
+        /start-up failed: PostgreSQL at .* closed the connection when asked for TLS .*check sslmode in DATABASE_URL/,
+      );
+    } finally {
+      await plain.remove();
+    }
+  });
+
+  it("says in one line, without a stack, that the port is in use", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const { code, output } = await start({ DATABASE_URL: db.url, PORT: String(port) });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toContain(
+        `start-up failed: 127.0.0.1:${port} is already in use: stop what listens there, or set PORT`,
+      );
+      expect(output).not.toMatch(/\n\s+at |"stack"/);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
+  });
+
+  it.each([
+    [
+      { code: "28P01", message: 'password authentication failed for user "app"' },
+      /refused the password .*check the password in DATABASE_URL/,
+    ],
+    [
+      new Error("fetch failed", {
+        cause: { code: "SELF_SIGNED_CERT_IN_CHAIN", message: "self-signed certificate in certificate chain" },
+      }),
+      /TLS certificate could not be verified/,
+    ],
+    [{ code: "ECONNREFUSED", message: "connect ECONNREFUSED" }, undefined],
+    [{ code: "57P03", message: "the database system is starting up" }, undefined],
+  ])("classifies %j", (error, expected) => {
+    const said = databaseMisconfiguration(error, "127.0.0.1:5432/dellstore");
+    if (expected === undefined) expect(said).toBeUndefined();
+    else expect(said).toMatch(expected);
   });
 });
 

@@ -8,7 +8,7 @@ import {
   type Order,
   type RouterInputs,
   type RouterOutputs,
-} from "dellstore-orders/client";
+} from "@dellstore/client";
 
 const client: Client = createClient({ url: "http://127.0.0.1:8000", token: "a-token-of-16-chars" });
 

@@ -160,6 +160,31 @@ BEGIN
 END;
 $$;
 --> statement-breakpoint
+-- What a key already holds, for a request with `p_fingerprint`: "conflict"
+-- (another request's key), "abandoned" (a tombstone, naming the caller's
+-- attempt), "replayed" with its order, or "gone" (its order was deleted).
+CREATE FUNCTION idempotency_outcome(p_key text, p_fingerprint text)
+RETURNS TABLE (
+  outcome text, orderid integer, orderdate text, customerid integer, netamount text, tax text, totalamount text
+) LANGUAGE plpgsql AS $$
+DECLARE
+  stored idempotency_keys;
+BEGIN
+  SELECT * INTO stored FROM idempotency_keys AS k WHERE k.key = p_key;
+  IF stored.fingerprint <> p_fingerprint THEN
+    RETURN QUERY SELECT 'conflict', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
+  ELSIF stored.order_id IS NULL THEN
+    RETURN QUERY SELECT 'abandoned', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
+  ELSE
+    RETURN QUERY SELECT 'replayed', o.orderid, o.orderdate::text, o.customerid, o.netamount::text, o.tax::text,
+        o.totalamount::text
+      FROM orders AS o WHERE o.orderid = stored.order_id;
+    IF NOT FOUND THEN
+      RETURN QUERY SELECT 'gone', stored.order_id, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
+    END IF;
+  END IF;
+END $$;
+--> statement-breakpoint
 -- orders.add in one round trip and one transaction: the key and the order are
 -- stored together or not at all. A key already stored answers with its order
 -- ("replayed") when the request is the same, "conflict" when it isn't; a
@@ -175,7 +200,6 @@ CREATE FUNCTION add_order(
 ) LANGUAGE plpgsql AS $$
 DECLARE
   remaining interval := p_deadline - clock_timestamp();
-  stored idempotency_keys;
   new_id integer;
 BEGIN
   IF remaining <= interval '0' THEN
@@ -196,20 +220,7 @@ BEGIN
     RETURN;
   END IF;
 
-  SELECT * INTO stored FROM idempotency_keys AS k WHERE k.key = p_key;
-  IF stored.fingerprint <> p_fingerprint THEN
-    RETURN QUERY SELECT 'conflict', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
-    RETURN;
-  END IF;
-  IF stored.order_id IS NULL THEN -- a tombstone naming this attempt
-    RETURN QUERY SELECT 'abandoned', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
-    RETURN;
-  END IF;
-  RETURN QUERY SELECT 'replayed', o.orderid, o.orderdate::text, o.customerid, o.netamount::text, o.tax::text, o.totalamount::text
-    FROM orders AS o WHERE o.orderid = stored.order_id;
-  IF NOT FOUND THEN
-    RETURN QUERY SELECT 'gone', stored.order_id, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
-  END IF;
+  RETURN QUERY SELECT * FROM idempotency_outcome(p_key, p_fingerprint);
 END $$;
 --> statement-breakpoint
 -- What became of an attempt whose answer the app could not get in time (a
@@ -224,26 +235,15 @@ CREATE FUNCTION settle_write(p_key text, p_fingerprint text, p_attempt uuid, p_w
 RETURNS TABLE (
   outcome text, orderid integer, orderdate text, customerid integer, netamount text, tax text, totalamount text
 ) LANGUAGE plpgsql AS $$
-DECLARE
-  stored idempotency_keys;
 BEGIN
   PERFORM set_config('lock_timeout', greatest(1, p_wait_ms)::text, true);
   INSERT INTO idempotency_keys AS k (key, fingerprint, order_id, abandoned_attempts)
     VALUES (p_key, p_fingerprint, NULL, ARRAY[p_attempt])
     ON CONFLICT (key) DO UPDATE SET abandoned_attempts = coalesce(k.abandoned_attempts, '{}') || p_attempt
       WHERE k.order_id IS NULL;
-  IF FOUND THEN
+  IF FOUND THEN -- a tombstone stands for this attempt now
     RETURN QUERY SELECT 'abandoned', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
     RETURN;
   END IF;
-  SELECT * INTO stored FROM idempotency_keys AS k WHERE k.key = p_key;
-  IF stored.fingerprint <> p_fingerprint THEN
-    RETURN QUERY SELECT 'conflict', NULL::integer, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
-    RETURN;
-  END IF;
-  RETURN QUERY SELECT 'replayed', o.orderid, o.orderdate::text, o.customerid, o.netamount::text, o.tax::text, o.totalamount::text
-    FROM orders AS o WHERE o.orderid = stored.order_id;
-  IF NOT FOUND THEN
-    RETURN QUERY SELECT 'gone', stored.order_id, NULL::text, NULL::integer, NULL::text, NULL::text, NULL::text;
-  END IF;
+  RETURN QUERY SELECT * FROM idempotency_outcome(p_key, p_fingerprint);
 END $$;

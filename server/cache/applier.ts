@@ -3,9 +3,9 @@
 // else's, is also logged by triggers in the writing transaction (migration
 // 0005), and one applier per cache store, elected with a PostgreSQL advisory
 // lock, applies the log: each pass reads the changes committed since its last
-// snapshot, bumps each distinct tag once, records the new snapshot in the
-// store ("covered") and then in PostgreSQL (which lets it prune the log), and
-// sweeps expired idempotency keys. Writes made outside the app wake it with a
+// snapshot, bumps each distinct tag once and records the new snapshot in the
+// store ("covered"); about once a second it also registers it in PostgreSQL
+// (which lets it prune the log) and sweeps expired idempotency keys. Writes made outside the app wake it with a
 // payload-less notification; with nothing to wake it, it still passes every
 // `passMs`.
 //
@@ -15,9 +15,10 @@
 // - watches the covered record: while no pass has advanced it for
 //   `staleAfterMs` (no applier, or one that can't reach the store), reads
 //   bypass the cache, so a write made outside the app is never hidden longer;
-// - tries to take the applier's lock every `electionMs`, so when the applier's
-//   process dies (PostgreSQL releases its lock with its session), another
-//   takes over within that.
+// - tries to take the applier's lock every `electionMs`, and at once when a
+//   write made outside the app wakes it, so when the applier's process dies
+//   (PostgreSQL releases its lock with its session) another takes over within
+//   that, and a change made meanwhile waits for no timer.
 // Appliers never trust each other's bookkeeping beyond the covered snapshot,
 // so two at once (one that lost its session and doesn't know yet) only bump
 // some tags twice.
@@ -38,6 +39,8 @@ export const wakeChannel = "cache_wake";
 /** How long a store may go without a pass before the log rows it hasn't applied may be pruned. */
 export const retentionSeconds = 15 * 60;
 const coveredName = "changes:covered";
+/** Passes per registration of the covered snapshot in PostgreSQL (with pruning and sweeping). */
+const bookkeepingEvery = 10;
 /** Tags per store command when a pass has many. */
 const bumpChunk = 1000;
 
@@ -92,10 +95,12 @@ export class Applier {
   private electionTimer: NodeJS.Timeout | undefined;
   private monitorTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private standing = false;
   private again = false;
   /** Until when this instance doesn't stand for election (it stepped down: it couldn't reach the store). */
   private abstainUntil = 0;
   private storeFailingSince: number | undefined;
+  /** The covered record as last read (undefined: no baseline yet, at start or after an outage). */
   private lastSeen: string | null | undefined;
   private lastSeenAt = 0;
   private fresh = false;
@@ -122,7 +127,7 @@ export class Applier {
   }
 
   private get staleAfterMs(): number {
-    return this.options.staleAfterMs ?? 2000;
+    return this.options.staleAfterMs ?? 5000;
   }
 
   start(): void {
@@ -170,24 +175,22 @@ export class Applier {
     let seen: string | null;
     try {
       seen = await cache.viaBreaker.get(coveredName);
-    } catch (error) {
-      if (error instanceof CacheUnavailable) return; // reads bypass the store anyway
-      throw error;
+    } catch {
+      // The store is down (reads bypass it anyway): staleness is judged again from the next answer on.
+      this.lastSeen = undefined;
+      return;
     }
     const now = performance.now();
-    if (seen !== this.lastSeen) {
-      const first = this.lastSeen === undefined;
+    if (this.lastSeen === undefined) {
+      // A baseline (at start, after an outage): only a change from it shows a pass.
       this.lastSeen = seen;
-      if (!first && seen !== null) {
-        this.lastSeenAt = now;
-        if (!this.fresh) {
-          this.fresh = true;
-          metrics.changesUp.set(1);
-          cache.resume("changes");
-          log.info("changes reach the cache: an applier passes");
-        }
-        return;
-      }
+      this.lastSeenAt = now;
+      return;
+    }
+    if (seen !== this.lastSeen && seen !== null) {
+      this.lastSeen = seen;
+      this.passSeen(now);
+      return;
     }
     if (this.fresh && now - this.lastSeenAt > this.staleAfterMs) {
       this.fresh = false;
@@ -201,19 +204,36 @@ export class Applier {
     }
   }
 
+  /** A pass advanced the covered record (seen in the store, or made here). */
+  private passSeen(now: number): void {
+    const { cache, metrics, log } = this.options;
+    this.lastSeenAt = Math.max(this.lastSeenAt, now);
+    if (this.fresh) return;
+    this.fresh = true;
+    metrics.changesUp.set(1);
+    cache.resume("changes");
+    log.info("changes reach the cache: an applier passes");
+  }
+
   /** Stands for election: takes the lock if nobody holds it, then leads until its session ends. */
   private async elect(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      if (performance.now() >= this.abstainUntil) {
-        const session = await this.connect();
-        if (!this.leading && (await session.tryLock(this.options.storeId))) this.lead();
-      }
-    } catch (error) {
-      this.lose(error);
-    }
+    await this.stand();
     if (!this.stopped) {
       this.electionTimer = setTimeout(() => void this.elect(), this.options.electionMs ?? 250).unref();
+    }
+  }
+
+  /** One attempt at the lock (one at a time). */
+  private async stand(): Promise<void> {
+    if (this.stopped || this.standing || performance.now() < this.abstainUntil) return;
+    this.standing = true;
+    try {
+      const session = await this.connect();
+      if (!this.leading && (await session.tryLock(this.options.storeId))) this.lead();
+    } catch (error) {
+      this.lose(error);
+    } finally {
+      this.standing = false;
     }
   }
 
@@ -269,8 +289,10 @@ export class Applier {
   /** A write made outside the app committed: pass now (or right after the running pass). */
   private wake(): void {
     this.options.metrics.wakes.inc();
-    if (!this.leading) return;
-    if (this.running) this.again = true;
+    // Every instance hears writes made outside the app: one that isn't the applier stands at once, so a
+    // change made while the applier is gone (stopped, killed) waits for no election timer.
+    if (!this.leading) void this.stand();
+    else if (this.running) this.again = true;
     else this.schedule(0);
   }
 
@@ -306,9 +328,11 @@ export class Applier {
       this.passes++;
       const covered: Covered = { snapshot: changes.snapshot, pass: `${this.instance}.${this.passes}` };
       await store.set(coveredName, JSON.stringify(covered), 2 * retentionSeconds);
-      await session.afterPass(storeId, changes.snapshot);
+      // The registration, pruning and sweeping need no haste: about once a second, off the wake-up's path.
+      if (this.passes % bookkeepingEvery === 1) await session.afterPass(storeId, changes.snapshot);
       this.covered = changes.snapshot;
       this.storeFailingSince = undefined;
+      this.passSeen(performance.now());
       metrics.applierPasses.inc();
       stop();
     } catch (error) {
@@ -328,7 +352,8 @@ export class Applier {
     this.leading = false;
     this.storeFailingSince = undefined;
     metrics.applier.set(0);
-    this.abstainUntil = performance.now() + 2 * this.staleAfterMs;
+    // Long enough for an instance that reaches the store to take the lock; short, if none does.
+    this.abstainUntil = performance.now() + this.staleAfterMs / 2;
     log.warn("the change applier can't reach the cache store: stepping down for another instance");
     await session.unlock(storeId).catch((error: unknown) => this.lose(error));
   }
@@ -417,12 +442,12 @@ async function serverSession(
   let listening = false;
   return {
     tryLock: async (storeId) => {
-      const [row] = await sql<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
-      if (row?.locked && !listening) {
+      if (!listening) {
         await sql.unsafe(`LISTEN ${wakeChannel}`);
         listening = true;
       }
+      const [row] = await sql<{ locked: boolean }[]>`
+        SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
       return row?.locked === true;
     },
     unlock: async (storeId) => {

@@ -1,5 +1,6 @@
 import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Tracing } from "../telemetry/index.ts";
 import { LocalTier } from "./local-tier.ts";
 import { MemoryTagFeed } from "./memory-feed.ts";
 import { MemoryStore } from "./memory-store.ts";
@@ -23,6 +24,7 @@ export interface CacheOptions {
   /** Where the invalidation connection goes, if not where the store does (a test's proxy). */
   trackingUrl?: string;
   barrierTimeoutMs?: number;
+  hungAfterMs?: number;
   skipBarrier?: boolean;
 }
 
@@ -32,6 +34,7 @@ export function createCache(
   log: Logger,
   metrics: Metrics,
   options: CacheOptions = {},
+  tracing?: Tracing,
 ): QueryCache {
   const { valkeyUrl, valkeyClusterNodes } = config;
   if (!valkeyUrl && !valkeyClusterNodes) {
@@ -41,11 +44,12 @@ export function createCache(
   }
   // Without Valkey, the store itself says which tags it bumped (one process: nothing else can).
   const memoryFeed = !valkeyUrl && !valkeyClusterNodes ? new MemoryTagFeed(config.cachePrefix) : undefined;
-  const store = valkeyClusterNodes
+  const valkeyOrMemory = valkeyClusterNodes
     ? new ValkeyStore({ clusterNodes: valkeyClusterNodes })
     : valkeyUrl
       ? new ValkeyStore({ url: valkeyUrl })
       : new MemoryStore({ onWrite: (keys) => memoryFeed?.written(keys) });
+  const store = tracing ? tracing.store(valkeyOrMemory) : valkeyOrMemory;
   if (valkeyClusterNodes && config.l1MaxBytes > 0) {
     log.info(
       "the in-process tier (L1_MAX_BYTES) is off on a Valkey Cluster: its tag tracking and read barrier work on one server",
@@ -53,13 +57,14 @@ export function createCache(
   }
   // The feed is made whenever Valkey is a single server: live subscriptions use it with or without the tier.
   const tracking =
-    valkeyUrl && !valkeyClusterNodes && store instanceof ValkeyStore
+    valkeyUrl && !valkeyClusterNodes && valkeyOrMemory instanceof ValkeyStore
       ? new TagTracking({
           url: options.trackingUrl ?? valkeyUrl,
           prefix: config.cachePrefix,
           log,
           barrierTimeoutMs: options.barrierTimeoutMs,
-          storeRunId: () => store.runId(),
+          hungAfterMs: options.hungAfterMs,
+          storeRunId: () => valkeyOrMemory.runId(),
           onStateChange: (live, reason) => {
             metrics.tagTrackingUp.set(live ? 1 : 0);
             if (!live) metrics.tagTrackingLosses.inc();

@@ -2,7 +2,7 @@
 // the entry format changes, and old entries are simply never read again):
 //   <prefix>:v1:q:<procedure>:<canonical input>   a cached result
 //   <prefix>:v1:t:<tag>                           a tag's current version token
-//   <prefix>:v1:m:<name>                          the cache's own bookkeeping (change-log.ts)
+//   <prefix>:v1:m:<name>                          the cache's own bookkeeping (applier.ts)
 import { createHash, randomBytes } from "node:crypto";
 import stringify from "safe-stable-stringify";
 

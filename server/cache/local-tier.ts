@@ -83,11 +83,17 @@ export class LocalTier {
     return undefined;
   }
 
-  /** Before reading tokens from Valkey: marks the tags the mirror lacks. */
+  /**
+   * Before reading tokens from Valkey: marks the tags the mirror lacks. Taking
+   * over another lookup's mark is safe (an invalidation since then would have
+   * removed it) and leaves none behind by a lookup that failed.
+   */
   beginFetch(tags: readonly string[]): Fetch {
     const all = [epochTag, ...tags];
     const mark = {};
-    if (this.options.feed.live) for (const tag of all) if (!this.versions.has(tag)) this.versions.set(tag, mark);
+    if (this.options.feed.live) {
+      for (const tag of all) if (typeof this.versions.get(tag) !== "string") this.versions.set(tag, mark);
+    }
     return { tags: all, mark };
   }
 

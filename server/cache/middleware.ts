@@ -1,6 +1,6 @@
 // What procedures declare: cached queries by their policy, `invalidates` on mutations.
 //
-//   count: cachedQuery(countPolicy, ({ ctx, input }) => ...)
+//   count: cachedQuery(countPolicy, { summary, output, example }, ({ ctx, input }) => ...)
 //
 // A cached query is built here, not assembled by hand, so nothing can run
 // before its cache check except what its policy declares (`authorize`), which
@@ -9,31 +9,33 @@
 import type { TRPCError, TRPCMiddlewareFunction } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { z } from "zod";
+import { type About, declare } from "../routers/documented.ts";
 import { type Context, publicProcedure } from "../trpc.ts";
 import type { DeclaredPolicy } from "./policy.ts";
 
-export function cachedQuery<TSchema extends z.ZodType, TOutput>(
+/** A cached query, declared for the API document with `about`: it answers `about.output`'s type. */
+export function cachedQuery<TSchema extends z.ZodType, TOutput extends z.ZodType>(
   policy: DeclaredPolicy<TSchema>,
-  resolve: (opts: { ctx: Context; input: z.output<TSchema> }) => Promise<TOutput>,
+  about: About<TOutput, z.input<TSchema>>,
+  resolve: (opts: { ctx: Context; input: z.output<TSchema> }) => Promise<z.output<TOutput>>,
 ) {
-  return (
-    publicProcedure
-      // The hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
-      .use(({ ctx, path, next }) => {
-        const prefetched = ctx.prefetched;
-        return prefetched?.procedure === path ? next({ getRawInput: async () => prefetched.raw }) : next();
-      })
-      .input(policy.parser)
-      .query(({ ctx, input: parsed, path }) => {
-        // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
-        const input = parsed as z.output<TSchema>;
-        if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
-        policy.authorize?.(ctx);
-        const { prefetched } = ctx;
-        const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
-        return ctx.cache.read(policy.request(input, ctx), () => resolve({ ctx, input }), prior);
-      })
-  );
+  const procedure = publicProcedure
+    // The hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
+    .use(({ ctx, path, next }) => {
+      const prefetched = ctx.prefetched;
+      return prefetched?.procedure === path ? next({ getRawInput: async () => prefetched.raw }) : next();
+    })
+    .input(policy.parser)
+    .query(({ ctx, input: parsed, path }) => {
+      // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
+      const input = parsed as z.output<TSchema>;
+      if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
+      policy.authorize?.(ctx);
+      const { prefetched } = ctx;
+      const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
+      return ctx.cache.read(policy.request(input, ctx), () => resolve({ ctx, input }), prior);
+    });
+  return declare({ ...about, kind: "query", input: policy.input }, procedure);
 }
 
 type CacheMiddleware<TInput> = TRPCMiddlewareFunction<Context, object, object, object, TInput>;

@@ -65,6 +65,8 @@ export interface Cache {
    */
   invalidate(tags: readonly string[]): Promise<boolean>;
   readonly status: "up" | "down" | "memory";
+  /** Which tags' versions changed, by any instance (Valkey, not a cluster); see tag-tracking.ts. */
+  readonly tagFeed?: TagFeed;
   /** Resolves true once the cache is usable, false if it isn't within `timeoutMs`. */
   ready(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -99,7 +101,7 @@ export class QueryCache implements Cache {
   private readonly flights = new SingleFlight();
   /** Lookups of one entry share a round trip, never one sent before they arrived (see lookup). */
   private readonly lookups = new SingleFlight();
-  /** Why reads must bypass the cache for now, besides the breaker (e.g. lost change notifications). */
+  /** Why reads must bypass the cache for now, besides the breaker (e.g. no applier pass seen). */
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
@@ -135,7 +137,7 @@ export class QueryCache implements Cache {
     return this.options.tracking;
   }
 
-  /** The store's own state; a suspension (lost notifications) is the notifications' to report. */
+  /** The store's own state; a suspension (no applier seen) is the applier's to report. */
   get status(): "up" | "down" | "memory" {
     if (this.breaker.state === "down") return "down";
     return this.options.store.kind === "memory" ? "memory" : "up";

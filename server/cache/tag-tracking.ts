@@ -11,7 +11,8 @@
 //
 // `barrier()` is the read barrier of the in-process tier (local-tier.ts): it
 // resolves true once the reply to a PING sent on this connection *after* the
-// call arrived has come back. Valkey appends a write's invalidation to this
+// call arrived has come back (one PING at a time, shared by the calls that
+// arrived while the previous one was out). Valkey appends a write's invalidation to this
 // connection's output before that write's reply leaves the server, and the
 // PING's reply after everything already there, so by then every invalidation
 // of a write acknowledged before the call has been delivered to the listeners
@@ -36,8 +37,10 @@ export interface TagTrackingOptions {
   /** CACHE_PREFIX: the tracked keys are its tag keys. */
   prefix: string;
   log: Logger;
-  /** Longest wait for a barrier's PING; past it the connection counts as lost and is made again. */
+  /** Longest wait for a barrier (200 ms): past it the read asks Valkey instead. */
   barrierTimeoutMs?: number;
+  /** A PING unanswered this long (ten barrier timeouts) counts as a lost connection, which is made again. */
+  hungAfterMs?: number;
   connectTimeoutMs?: number;
   /** The run_id of the server the cache's store talks to; tracking another server would miss its writes. */
   storeRunId?: () => Promise<string | undefined>;
@@ -53,7 +56,8 @@ const backoff = (attempt: number) => Math.min(50 * 2 ** attempt, 2000);
 
 interface Batch {
   promise: Promise<boolean>;
-  resolve: (passed: boolean) => void;
+  /** Settles the barrier once (later calls do nothing) and stops its timer. */
+  settle: (passed: boolean) => void;
 }
 
 export class TagTracking implements TagFeed {
@@ -63,16 +67,24 @@ export class TagTracking implements TagFeed {
   private current = false;
   /** Increases whenever the feed goes live or is lost: a barrier passes only if it stayed the same. */
   private session = 0;
-  private pending: Batch | undefined;
+  /** The barrier whose PING is yet to be sent, shared by the calls that arrive meanwhile. */
+  private queued: Batch | undefined;
+  /** Whether a PING is out (or about to be sent). */
+  private pinging = false;
   private closed = false;
   private runId: string | undefined;
   private id: number | undefined;
+  /** Failed starts since the last one that worked, and the reason last reported. */
+  private failures = 0;
+  private reported: string | undefined;
 
   constructor(private readonly options: TagTrackingOptions) {
     this.keyPrefix = tagKey(options.prefix, "");
     this.connection = new Valkey(options.url, {
       connectionName: trackingConnectionName,
       connectTimeout: options.connectTimeoutMs ?? 1000,
+      // No command here may hang for good: a start that gets no answer is tried again from a new connection.
+      commandTimeout: options.hungAfterMs ?? (options.barrierTimeoutMs ?? 200) * 10,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       // Re-subscribing alone is not enough: tracking must be turned on again first (begin()).
@@ -86,6 +98,10 @@ export class TagTracking implements TagFeed {
     this.connection.on("messageBuffer", (channel: Buffer, message: Buffer | Buffer[] | null) => {
       if (this.current && channel.toString() === invalidationChannel) this.deliver(message);
     });
+  }
+
+  private get timeoutMs(): number {
+    return this.options.barrierTimeoutMs ?? 200;
   }
 
   get live(): boolean {
@@ -109,19 +125,28 @@ export class TagTracking implements TagFeed {
   /**
    * Resolves true once every invalidation Valkey emitted before this call's
    * PING was processed has been delivered; false if the feed is not live or was
-   * lost meanwhile. Calls made in one event-loop turn share one PING, sent in
-   * the next turn (after all of them arrived).
+   * lost meanwhile. One PING at a time: the calls that arrive while one is out
+   * share the next, sent when it returns (after all of them arrived); when none
+   * is out, the calls of one event-loop turn share one sent in the next turn.
    */
   barrier(): Promise<boolean> {
     if (!this.current) return Promise.resolve(false);
-    if (this.pending) return this.pending.promise;
+    if (this.queued) return this.queued.promise;
     let resolve: (passed: boolean) => void = () => {};
     const promise = new Promise<boolean>((r) => {
       resolve = r;
     });
-    const batch = { promise, resolve };
-    this.pending = batch;
-    setImmediate(() => this.ping(batch));
+    // A slow answer only sends the reads to Valkey; the feed stays (its order still holds).
+    const timer = setTimeout(() => resolve(false), this.timeoutMs);
+    const settle = (passed: boolean) => {
+      clearTimeout(timer);
+      resolve(passed);
+    };
+    this.queued = { promise, settle };
+    if (!this.pinging) {
+      this.pinging = true;
+      setImmediate(() => this.ping());
+    }
     return promise;
   }
 
@@ -137,27 +162,36 @@ export class TagTracking implements TagFeed {
     this.connection.disconnect(false);
   }
 
-  private ping(batch: Batch): void {
-    this.pending = undefined;
-    const session = this.session;
-    if (!this.current) {
-      batch.resolve(false);
+  /** Sends the queued barrier's PING; when it returns, the next one's, if any. */
+  private ping(): void {
+    const batch = this.queued;
+    this.queued = undefined;
+    if (!batch) {
+      this.pinging = false;
       return;
     }
-    const timeoutMs = this.options.barrierTimeoutMs ?? 200;
-    const timer = setTimeout(() => {
-      batch.resolve(false);
-      if (this.session === session) this.reset(`no answer to a barrier PING within ${timeoutMs} ms`);
-    }, timeoutMs);
+    const session = this.session;
+    if (!this.current) {
+      batch.settle(false);
+      this.ping();
+      return;
+    }
+    let answered = false;
+    const answer = (passed: boolean) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(watchdog);
+      batch.settle(passed);
+      this.ping();
+    };
+    const hungMs = this.options.hungAfterMs ?? this.timeoutMs * 10;
+    const watchdog = setTimeout(() => {
+      if (this.session === session) this.reset(`no answer to a barrier PING within ${hungMs} ms`);
+      answer(false);
+    }, hungMs);
     this.connection.ping().then(
-      () => {
-        clearTimeout(timer);
-        batch.resolve(this.current && this.session === session);
-      },
-      () => {
-        clearTimeout(timer);
-        batch.resolve(false);
-      },
+      () => answer(this.current && this.session === session),
+      () => answer(false),
     );
   }
 
@@ -180,26 +214,31 @@ export class TagTracking implements TagFeed {
       }
       this.runId = runId;
       this.id = id;
+      this.failures = 0;
+      this.reported = undefined;
       this.session++;
       this.current = true;
       this.options.onStateChange?.(true, "tracking tag keys");
       this.emit("all");
     } catch (error) {
       if (this.closed || this.session !== session) return;
-      this.options.log.warn(
-        { reason: error instanceof Error ? error.message : String(error) },
-        "tag tracking unavailable: the in-process tier is off until it works",
-      );
-      // Try again from a new connection, after the backoff.
-      setTimeout(() => this.reset("tag tracking could not start"), 1000).unref();
+      const reason = error instanceof Error ? error.message : String(error);
+      // The first tries often only find the store's connection still opening; past them, said once per reason.
+      this.failures++;
+      if (this.failures >= 3 && reason !== this.reported) {
+        this.reported = reason;
+        this.options.log.warn({ reason }, "tag tracking unavailable: the in-process tier is off until it works");
+      }
+      // Try again from a new connection, backing off.
+      setTimeout(() => this.reset("tag tracking could not start"), backoff(this.failures)).unref();
     }
   }
 
   private lose(reason: string): void {
     this.session++;
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.resolve(false);
+    const queued = this.queued;
+    this.queued = undefined;
+    queued?.settle(false);
     if (!this.current) return;
     this.current = false;
     this.options.onStateChange?.(false, reason);

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Config } from "../config.ts";
+import { headersForStatus } from "./protocol.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -18,7 +19,7 @@ const maxEarly = 1000;
 
 function unavailable(res: ServerResponse): void {
   const body = JSON.stringify({ detail: "The server is starting or stopping; try again shortly." });
-  res.writeHead(503, { "content-type": "application/json", connection: "close" }).end(body);
+  res.writeHead(503, { "content-type": "application/json", connection: "close", ...headersForStatus(503) }).end(body);
 }
 
 export interface ListenerOptions {

@@ -42,6 +42,15 @@ export function prefetchedFor(req: IncomingMessage): Prefetched | undefined {
   return found.get(req);
 }
 
+/** The tags' tokens name an entry's version: any write it depends on changes them. */
+const etagOf = (tokens: string) => `"${tokens.replaceAll(",", "/")}"`;
+
+/** A miss's ETag: its entry is stored under the tokens it looked up, so the hit that follows has the same one. */
+export function missEtag(req: IncomingMessage): string | undefined {
+  const tokens = found.get(req)?.lookup.tokens;
+  return tokens === undefined ? undefined : etagOf(tokens);
+}
+
 export class HitPath {
   constructor(
     private readonly context: Context,
@@ -91,8 +100,7 @@ export class HitPath {
       found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup });
       return false;
     }
-    // The tags' tokens name this entry's version: any write it depends on changes them.
-    const etag = `"${tokens.replaceAll(",", "/")}"`;
+    const etag = etagOf(tokens);
     if (matches(req.headers["if-none-match"], etag)) res.writeHead(304, { etag, ...rendering.headers }).end();
     else {
       const body = rendering.body(payload);

@@ -1,2 +1,2 @@
-/** tRPC batches larger than this are refused: one request must not fan out into unbounded work. The client splits its batches to fit. */
-export const maxBatchSize = 20;
+// The batch limit is part of the API the client obeys, so it is stated with the client's rules.
+export { maxBatchSize } from "../../client/rules.ts";

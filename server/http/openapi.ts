@@ -1,165 +1,119 @@
 // /openapi.json and /docs (Swagger UI, served from the plugin's own files, as
-// FastAPI serves them): the REST routes come from their Fastify route schemas,
-// the tRPC procedures from the same zod schemas the procedures validate with,
-// so a caller without TypeScript can try every procedure from the page.
+// FastAPI serves them). The REST routes come from their Fastify route
+// schemas; the tRPC procedures from the router's own declarations
+// (routers/documented.ts), so a procedure added to the router is documented
+// with no other edit. What every answer obeys (protocol.ts: 405, 421,
+// Retry-After) is added to every operation here.
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
+import { type TRPC_ERROR_CODE_KEY, TRPCError } from "@trpc/server";
+import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { FastifyInstance } from "fastify";
 import { jsonSchemaTransform, jsonSchemaTransformObject } from "fastify-type-provider-zod";
+import type { OpenAPIV3_1 } from "openapi-types";
 import { z } from "zod";
-import { addOrderInput, countOrdersInput, customerInput, yearInput } from "../inputs.ts";
+import type { ProcedureDoc, ProcedureKind } from "../routers/documented.ts";
+import { maxBatchSize } from "./limits.ts";
+import { retryAfterSeconds, trpcPrefix } from "./protocol.ts";
 
-const schema = (type: z.ZodType, io: "input" | "output") => {
-  const { $schema: _, ...json } = z.toJSONSchema(type, { io, unrepresentable: "any" }) as Record<string, unknown>;
+type Json = Record<string, unknown>;
+
+const schema = (type: z.ZodType, io: "input" | "output"): Json => {
+  const { $schema: _, ...json } = z.toJSONSchema(type, { io, unrepresentable: "any" }) as Json;
   return json;
 };
 
-// What procedures answer; the resolvers' return types are checked against these in test/api-docs.test.ts.
-const money = z
-  .string()
-  .regex(/^\d+\.\d{2}$/)
-  .describe('an exact decimal amount, e.g. "25.00"');
-const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/);
-export const procedureOutputs = {
-  count: z.object({ count: z.number().int().min(0) }),
-  monthly: z.array(z.object({ month: z.string().describe("YYYY-MM"), orders: z.number().int(), revenue: money })),
-  summary: z.object({
-    customerId: z.number().int(),
-    orders: z.number().int(),
-    totalSpent: money,
-    lastOrderDate: date.nullable(),
-  }),
-  order: z.object({
-    orderId: z.number().int(),
-    orderDate: date,
-    customerId: z.number().int().nullable(),
-    netAmount: money,
-    tax: money,
-    totalAmount: money,
-  }),
+/** The errors any call may get, besides its procedure's own. */
+const everyCall: Partial<Record<TRPC_ERROR_CODE_KEY, string>> = {
+  BAD_REQUEST: "invalid input, with the failing fields in data.fields",
+  METHOD_NOT_SUPPORTED: "a method this procedure doesn't answer (see the Allow header)",
+  SERVICE_UNAVAILABLE: "the database is unavailable; nothing was written (Retry-After says when to try again)",
+};
+const byKind: Record<ProcedureKind, Partial<Record<TRPC_ERROR_CODE_KEY, string>>> = {
+  query: {},
+  subscription: {},
+  mutation: {
+    PAYLOAD_TOO_LARGE: "the body is larger than the limit",
+    UNSUPPORTED_MEDIA_TYPE: "the body is not JSON (Content-Type: application/json)",
+    GATEWAY_TIMEOUT: "the write's outcome is unknown: resend it with the same idempotency key",
+  },
 };
 
-interface ProcedureDoc {
-  path: string;
-  type: "query" | "mutation";
-  summary: string;
-  input: z.ZodType;
-  output: z.ZodType;
-  errors: Record<number, string>;
-  example: unknown;
-}
-
-const unavailable = { 503: "SERVICE_UNAVAILABLE: the database is unavailable" };
-export const procedures: ProcedureDoc[] = [
-  {
-    path: "orders.count",
-    type: "query",
-    summary: "Count orders, in all or of one customer (cached)",
-    input: countOrdersInput,
-    output: procedureOutputs.count,
-    errors: { 400: "BAD_REQUEST: invalid input, with the failing fields", ...unavailable },
-    example: { customerId: 9999 },
-  },
-  {
-    path: "orders.monthly",
-    type: "query",
-    summary: "Orders and revenue per month of one year (cached)",
-    input: yearInput,
-    output: procedureOutputs.monthly,
-    errors: { 400: "BAD_REQUEST: invalid input, with the failing fields", ...unavailable },
-    example: { year: 2004 },
-  },
-  {
-    path: "customers.summary",
-    type: "query",
-    summary: "A customer's orders at a glance (cached)",
-    input: customerInput,
-    output: procedureOutputs.summary,
-    errors: {
-      400: "BAD_REQUEST: invalid input, with the failing fields",
-      404: "NOT_FOUND: no such customer",
-      ...unavailable,
-    },
-    example: { customerId: 9999 },
-  },
-  {
-    path: "orders.add",
-    type: "mutation",
-    summary: "Add an order; invalidates the cached results it changes",
-    input: addOrderInput,
-    output: procedureOutputs.order,
-    errors: {
-      400: "BAD_REQUEST: invalid input, with the failing fields",
-      401: "UNAUTHORIZED: the server has an API_TOKEN and the bearer token was missing or wrong",
-      404: "NOT_FOUND: no such customer",
-      409: "CONFLICT: this idempotencyKey was already used for another order",
-      413: "the body is larger than the limit",
-      415: "the body is not JSON (Content-Type: application/json)",
-      ...unavailable,
-    },
-    example: { customerId: 9999, netAmount: "23.00", tax: "2.00", orderDate: "2023-03-10" },
-  },
-];
-
 // tRPC's wire format with the superjson transformer: values travel as {"json": …}.
-const superjsonOf = (json: Record<string, unknown>) => ({
+const superjsonOf = (json: Json) => ({
   type: "object",
   properties: { json, meta: { type: "object", description: "superjson's type annotations, when needed" } },
   required: ["json"],
 });
-const trpcError = superjsonOf({
+const trpcError = {
   type: "object",
   properties: {
-    message: { type: "string" },
-    code: { type: "integer" },
-    data: {
+    error: superjsonOf({
       type: "object",
       properties: {
-        code: { type: "string", description: "e.g. BAD_REQUEST, NOT_FOUND, SERVICE_UNAVAILABLE" },
-        httpStatus: { type: "integer" },
-        path: { type: "string" },
-        fields: { type: "object", description: "the failing input fields and what is wrong with each" },
-      },
-    },
-  },
-});
-
-function procedureOperation(procedure: ProcedureDoc) {
-  const responses = {
-    200: {
-      description: "the result",
-      content: {
-        "application/json": {
-          schema: {
-            type: "object",
-            properties: {
-              result: { type: "object", properties: { data: superjsonOf(schema(procedure.output, "output")) } },
-            },
+        message: { type: "string" },
+        code: { type: "integer" },
+        data: {
+          type: "object",
+          properties: {
+            code: { type: "string", description: "e.g. BAD_REQUEST, NOT_FOUND, SERVICE_UNAVAILABLE" },
+            httpStatus: { type: "integer" },
+            path: { type: "string" },
+            fields: { type: "object", description: "the failing input fields and what is wrong with each" },
           },
         },
       },
+    }),
+  },
+};
+const jsonContent = (body: Json, example?: unknown) => ({
+  "application/json": example === undefined ? { schema: body } : { schema: body, example },
+});
+
+function errorResponses(kind: ProcedureKind, own: ProcedureDoc["errors"] = {}) {
+  const errors = { ...everyCall, ...byKind[kind], ...own };
+  return Object.fromEntries(
+    Object.entries(errors).map(([code, description]) => [
+      getHTTPStatusCodeFromError(new TRPCError({ code: code as TRPC_ERROR_CODE_KEY })),
+      { description: `${code}: ${description}`, content: jsonContent(trpcError) },
+    ]),
+  );
+}
+
+function procedureOperation(path: string, doc: ProcedureDoc) {
+  const responses = {
+    200: {
+      description: "the result",
+      content: jsonContent({
+        type: "object",
+        properties: { result: { type: "object", properties: { data: superjsonOf(schema(doc.output, "output")) } } },
+      }),
     },
-    ...Object.fromEntries(
-      Object.entries(procedure.errors).map(([status, description]) => [
-        status,
-        {
-          description,
-          content: { "application/json": { schema: { type: "object", properties: { error: trpcError } } } },
-        },
-      ]),
-    ),
+    ...errorResponses(doc.kind, doc.errors),
   };
-  const input = superjsonOf(schema(procedure.input, "input"));
-  const example = { json: procedure.example };
-  const common = { tags: ["tRPC"], summary: procedure.summary, operationId: procedure.path, responses };
-  if (procedure.type === "query") {
+  const input = superjsonOf(schema(doc.input, "input"));
+  const example = { json: doc.example };
+  const common = { tags: ["tRPC"], summary: doc.summary, operationId: path, responses };
+  if (doc.kind === "subscription") {
+    return {
+      get: {
+        ...common,
+        description:
+          "A tRPC subscription over Server-Sent Events (httpSubscriptionLink): `text/event-stream`, each event's `data` the superjson-serialized output with an `id`; errors come as a `serialized-error` event. `input` as for a query.",
+        parameters: [{ name: "input", in: "query", required: false, content: jsonContent(input, example) }],
+        responses: {
+          ...responses,
+          200: { description: "the events", content: { "text/event-stream": { schema: { type: "string" } } } },
+        },
+      },
+    };
+  }
+  if (doc.kind === "query") {
     return {
       get: {
         ...common,
         description: "A tRPC query. `input` is the superjson-serialized input as JSON, URL-encoded.",
-        parameters: [
-          { name: "input", in: "query", required: false, content: { "application/json": { schema: input, example } } },
-        ],
+        parameters: [{ name: "input", in: "query", required: false, content: jsonContent(input, example) }],
       },
     };
   }
@@ -168,12 +122,108 @@ function procedureOperation(procedure: ProcedureDoc) {
       ...common,
       description: "A tRPC mutation; needs a bearer token when the server has an API_TOKEN.",
       security: [{}, { bearer: [] }],
-      requestBody: { required: true, content: { "application/json": { schema: input, example } } },
+      requestBody: { required: true, content: jsonContent(input, example) },
     },
   };
 }
 
-export async function registerDocs(app: FastifyInstance, version: string): Promise<void> {
+/** tRPC's batch form: several calls of one kind in one request, answered in order. */
+function batchOperations(procedures: ReadonlyMap<string, ProcedureDoc>) {
+  const names = (kind: ProcedureKind) => [...procedures].filter(([, doc]) => doc.kind === kind).map(([path]) => path);
+  const literal = (path: string) => path.replaceAll(".", "\\.");
+  const pattern = (kind: ProcedureKind) => {
+    const one = `(${names(kind).map(literal).join("|")})`;
+    return `^${one}(,${one})*$`;
+  };
+  const calls = {
+    type: "object",
+    description: 'By position: {"0": {"json": <first call\'s input>}, "1": …}',
+    additionalProperties: superjsonOf({}),
+  };
+  const results = {
+    type: "array",
+    description: "One entry per call, in order: a result or an error, as for a single call",
+    items: { anyOf: [{ type: "object", properties: { result: { type: "object" } } }, trpcError] },
+  };
+  const operation = (kind: ProcedureKind) => ({
+    tags: ["tRPC"],
+    operationId: `batch.${kind}`,
+    summary: `Several ${kind === "query" ? "queries" : "mutations"} in one request (tRPC's batch form)`,
+    description: `At most ${maxBatchSize} calls. The status is 200 when every call succeeded, 207 when some failed, otherwise the calls' common error status.`,
+    parameters: [
+      {
+        name: "procedures",
+        in: "path",
+        required: true,
+        description: `The procedures, comma-separated: ${names(kind).join(", ")}`,
+        schema: { type: "string", pattern: pattern(kind) },
+      },
+      { name: "batch", in: "query", required: true, schema: { type: "string", enum: ["1"] } },
+      ...(kind === "query" ? [{ name: "input", in: "query", required: false, content: jsonContent(calls) }] : []),
+    ],
+    ...(kind === "mutation"
+      ? { security: [{}, { bearer: [] }], requestBody: { required: true, content: jsonContent(calls) } }
+      : {}),
+    responses: {
+      200: { description: "every call succeeded", content: jsonContent(results) },
+      207: { description: "some calls failed", content: jsonContent(results) },
+      ...errorResponses(kind),
+    },
+  });
+  return {
+    [`${trpcPrefix}{procedures}`]: {
+      ...(names("query").length > 0 ? { get: operation("query") } : {}),
+      ...(names("mutation").length > 0 ? { post: operation("mutation") } : {}),
+    },
+  };
+}
+
+// What every operation may answer, by protocol.ts.
+const commonResponses: Record<string, OpenAPIV3_1.ResponseObject> = {
+  MethodNotAllowed: {
+    description: "a method this path doesn't answer; the Allow header lists those it does",
+    headers: { Allow: { schema: { type: "string" }, description: "e.g. GET, HEAD" } },
+  },
+  MisdirectedRequest: {
+    description: "this Host is not served here (while bound to loopback, only loopback names and ALLOWED_HOSTS)",
+    content: {
+      "application/json": {
+        schema: { type: "object", properties: { detail: { type: "string" } }, required: ["detail"] },
+      },
+    },
+  },
+};
+const retryAfter = {
+  "Retry-After": {
+    description: `seconds to wait before trying again (${retryAfterSeconds})`,
+    schema: { type: "integer" },
+  },
+};
+
+/** Adds 405, 421 and Retry-After to every operation: they hold for every path. */
+function withProtocol(paths: Record<string, Record<string, Json>>) {
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      const responses = (operation.responses ?? {}) as Record<string, Json>;
+      for (const status of ["503", "504"]) {
+        const response = responses[status];
+        if (response) responses[status] = { ...response, headers: { ...(response.headers as Json), ...retryAfter } };
+      }
+      responses["405"] ??= { $ref: "#/components/responses/MethodNotAllowed" };
+      responses["421"] = { $ref: "#/components/responses/MisdirectedRequest" };
+      operation.responses = responses;
+    }
+  }
+  return paths;
+}
+
+export interface DocsOptions {
+  version: string;
+  /** The router's procedures, as declared (procedureDocs). */
+  procedures: ReadonlyMap<string, ProcedureDoc>;
+}
+
+export async function registerDocs(app: FastifyInstance, { version, procedures }: DocsOptions): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: "3.1.0",
@@ -181,17 +231,20 @@ export async function registerDocs(app: FastifyInstance, version: string): Promi
         title: "dellstore-orders",
         version,
         description:
-          "The FastAPI tutorial's REST routes, and the tRPC API at /trpc (superjson). TypeScript apps use the typed client, dellstore-orders/client.",
+          "The FastAPI tutorial's REST routes, and the tRPC API at /trpc (superjson). TypeScript apps use the typed client, @dellstore/client.",
       },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } }, responses: commonResponses },
     },
     transform: jsonSchemaTransform,
     transformObject: (documents) => {
-      const document = jsonSchemaTransformObject(documents) as { paths?: Record<string, unknown> };
+      const document = jsonSchemaTransformObject(documents) as { paths?: Record<string, Record<string, Json>> };
       // tRPC's one Fastify route, /trpc/:path, is described procedure by procedure instead.
-      const { "/trpc/{path}": _, ...paths } = document.paths ?? {};
-      const trpc = Object.fromEntries(procedures.map((p) => [`/trpc/${p.path}`, procedureOperation(p)]));
-      return { ...document, paths: { ...paths, ...trpc } } as ReturnType<typeof jsonSchemaTransformObject>;
+      const { [`${trpcPrefix}{path}`]: _, ...rest } = document.paths ?? {};
+      const trpc = Object.fromEntries(
+        [...procedures].map(([path, doc]) => [`${trpcPrefix}${path}`, procedureOperation(path, doc)]),
+      );
+      const paths = withProtocol({ ...rest, ...trpc, ...batchOperations(procedures) });
+      return { ...document, paths } as ReturnType<typeof jsonSchemaTransformObject>;
     },
   });
   // Its assets are the plugin's own files (no CDN); the page reads the spec from /docs/json.

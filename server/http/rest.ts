@@ -7,7 +7,16 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import superjson from "superjson";
 import { z } from "zod";
-import { customerId, idempotencyKey, isoDate, money, today, totalFits } from "../inputs.ts";
+import {
+  customerId,
+  customerIdNumberOrText,
+  customerIdText,
+  idempotencyKey,
+  isoDate,
+  money,
+  today,
+  totalFits,
+} from "../inputs.ts";
 import { formatCents, maxCents } from "../money.ts";
 import { ordersCount } from "../routers/cache-policies.ts";
 import { createCaller } from "../routers/index.ts";
@@ -15,9 +24,6 @@ import { addOrderInputParser } from "../routers/orders.ts";
 import type { Context } from "../trpc.ts";
 import { type HitRoute, invalid, prefetchedFor } from "./hit-path.ts";
 import { contextFor } from "./request-context.ts";
-
-/** A customer id as text, as FastAPI reads an int from a query string (and, leniently, from JSON). */
-const customerIdText = z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(customerId);
 
 export const countQuery = z.object({
   customerid: customerIdText.optional().describe("count only this customer's orders"),
@@ -27,7 +33,7 @@ export const addBody = z
   .object(
     {
       orderdate: isoDate.optional().describe("YYYY-MM-DD; today when left out"),
-      customerid: z.union([customerId, customerIdText], { error: "must be a positive whole number" }),
+      customerid: customerIdNumberOrText,
       netamount: money.describe("the net amount, at most two decimals"),
       tax: money,
     },
@@ -81,7 +87,6 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
       url,
       {
         schema: {
-          hide: url !== "/count",
           summary: "Count orders, in all or of one customer",
           description: "Cached; a hit carries an ETag and answers 304 to If-None-Match. Also at /count/.",
           querystring: countQuery,
@@ -108,7 +113,6 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
       url,
       {
         schema: {
-          hide: url !== "/add/",
           summary: "Add an order",
           description:
             "Invalidates the cached counts it changes. Also at /add. Needs a bearer token when the server has an API_TOKEN.",

@@ -2,8 +2,8 @@
 // the hit path in front of single GET queries), the FastAPI tutorial's REST
 // routes, operations, and the docs. Every error is {"detail": …} with
 // FastAPI's status codes, except tRPC's own, which keep tRPC's shape.
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
-import type { AnyRouter } from "@trpc/server";
 import { TRPCError } from "@trpc/server";
 import { fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
@@ -21,16 +21,19 @@ import type { Config } from "../config.ts";
 import { describeIssues } from "../inputs.ts";
 import type { Logger } from "../logger.ts";
 import { cachePolicies } from "../routers/cache-policies.ts";
-import { appRouter } from "../routers/index.ts";
-import type { Context } from "../trpc.ts";
+import { type ProcedureRecord, procedureDocs } from "../routers/documented.ts";
+import { procedures as appProcedures } from "../routers/index.ts";
+import type { Tracing } from "../telemetry/index.ts";
+import { router as buildRouter, type Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
 import { countStreamRoutes } from "./count-stream.ts";
 import { checkHealth, healthResponse } from "./health.ts";
-import { HitPath, prefetchedFor } from "./hit-path.ts";
+import { HitPath, missEtag, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
 import { livePageRoutes } from "./live-page.ts";
 import { registerDocs } from "./openapi.ts";
+import { headersForStatus, isTrpcPath, Protocol, pathOf } from "./protocol.ts";
 import { contextFor } from "./request-context.ts";
 import { restHitRoutes, restRoutes } from "./rest.ts";
 
@@ -41,8 +44,10 @@ export interface HttpOptions {
   limits: Config["http"];
   /** Host names accepted besides loopback ones while bound to a loopback address (DNS rebinding). */
   allowedHosts: readonly string[];
-  /** The API; tests mount their own router and policies. */
-  api?: { router: AnyRouter; policies: ReadonlyMap<string, DeclaredPolicy> };
+  /** The API: its procedures (the router's record) and cache policies; tests mount their own. */
+  api?: { procedures: ProcedureRecord; policies: ReadonlyMap<string, DeclaredPolicy> };
+  /** OpenTelemetry, when on: the request's span, then Fastify's. */
+  tracing?: Tracing | undefined;
   /** Test seam: the plain SSE stream's heartbeat period. */
   liveHeartbeatMs?: number | undefined;
 }
@@ -52,10 +57,11 @@ const { version: packageVersion } = createRequire(import.meta.url)("dellstore-or
   version: string;
 };
 
-const writeMethods = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export async function createHttpApp(options: HttpOptions): Promise<FastifyInstance> {
   const { listener, context, log, limits } = options;
-  const { router, policies } = options.api ?? { router: appRouter, policies: cachePolicies };
+  const { procedures, policies } = options.api ?? { procedures: appProcedures, policies: cachePolicies };
+  const router = buildRouter(procedures);
+  const documented = procedureDocs(procedures);
   const checkHosts = isLoopbackAddress(listener.address.address);
   const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
   const hostAllowed = (host: string | undefined) => !checkHosts || allowsHost(host, allowedHosts);
@@ -77,45 +83,64 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       // tRPC batches name every procedure in the path; the header size limit bounds it anyway.
       maxParamLength: 8192,
     },
+    // A URL Fastify can't route (bad percent-encoding, a path segment over maxParamLength): in the path's API's shape.
+    frameworkErrors: (error, req, reply) =>
+      protocol.refuse(
+        req,
+        reply,
+        error.statusCode ?? 400,
+        error.statusCode === 414 ? "URI Too Long" : "The URL is not valid",
+      ),
     serverFactory: (handler) => {
       handle = handler;
       return listener.server;
     },
   });
+  // First, so it sees every route and hook.
+  if (options.tracing) await app.register(options.tracing.fastifyPlugin);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
+  const requestContext = (req: FastifyRequest) => contextFor(context, req.raw, prefetchedFor(req.raw));
+  const protocol = new Protocol({
+    router,
+    procedures: documented,
+    createContext: requestContext,
+    hostAllowed,
+    hasRoute: (url, method) => app.hasRoute({ url, method }),
+  });
   app.addHook("onRequest", (req, reply, done) => {
-    if (!hostAllowed(req.headers.host)) {
-      return void reply
-        .code(421)
-        .send({ detail: "Misdirected Request: this Host is not served here; list it in ALLOWED_HOSTS" });
-    }
-    // A browser sends text/plain, form and multipart bodies cross-site without asking first: writes take JSON only.
-    if (writeMethods.has(req.method) && !isJson(req.headers["content-type"])) {
-      return void reply.code(415).send({ detail: "Unsupported Media Type: send the body as application/json" });
-    }
-    done();
+    const refusal = protocol.check(req, reply);
+    if (refusal) refusal.catch(done);
+    else done();
   });
-  app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split("?")[0] ?? "/";
-    const allowed = ["GET", "HEAD", "POST"].filter((method) => app.hasRoute({ url: path, method }));
-    if (allowed.length > 0)
-      return reply.code(405).header("allow", allowed.join(", ")).send({ detail: "Method Not Allowed" });
-    return reply.code(404).send({ detail: "Not Found" });
+  app.addHook("onSend", (req, reply, payload, done) => {
+    // tRPC answers with a Response, whose status Fastify applies after this hook.
+    const status = payload instanceof Response ? payload.status : reply.statusCode;
+    const headers = headersForStatus(status);
+    if (headers) reply.headers(headers);
+    // A miss is labelled as the hit that follows it will be.
+    const etag = status === 200 ? missEtag(req.raw) : undefined;
+    if (etag) reply.header("etag", etag);
+    done(null, payload);
   });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ detail: "Not Found" }));
   app.setErrorHandler((error, req, reply) => {
     const [status, detail] = restError(error, limits.maxBodyBytes);
-    if (status === 500) log.error({ err: error, path: req.url.split("?")[0] }, "request failed");
+    if (status === 500) log.error({ err: error, path: pathOf(req) }, "request failed");
     if (status === 401) reply.header("www-authenticate", "Bearer");
+    // Fastify's own refusals (413, a body it can't parse) on tRPC's paths, in tRPC's shape.
+    if (isTrpcPath(pathOf(req))) return protocol.refuse(req, reply, status, detail);
     return reply.code(status).send({ detail });
   });
 
-  await registerDocs(app, packageVersion); // before the routes it documents
+  await registerDocs(app, { version: packageVersion, procedures: documented }); // before the routes it documents
   restRoutes(app, { context });
   if (context.live) countStreamRoutes(app, { hub: context.live, heartbeatMs: options.liveHeartbeatMs });
   livePageRoutes(app);
-  const health = { summary: "Is the service up, and are its database, cache and change notifications?" };
+  const health = {
+    summary: "Is the service up, and are its database and cache, and do changes made outside the app reach the cache?",
+  };
   app.get(
     "/health",
     { schema: { ...health, response: { 200: healthResponse, 503: healthResponse } } },
@@ -144,7 +169,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       trpcOptions: {
         router,
         maxBatchSize,
-        createContext: ({ req }: { req: FastifyRequest }) => contextFor(context, req.raw, prefetchedFor(req.raw)),
+        createContext: ({ req }: { req: FastifyRequest }) => requestContext(req),
         onError({ error, path }: { error: TRPCError; path?: string }) {
           if (error.code === "INTERNAL_SERVER_ERROR")
             log.error({ err: error.cause ?? error, path }, "procedure failed");
@@ -156,7 +181,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   // Requests that arrived while starting waited in the listener until now.
   const fastify = handle;
   if (!fastify) throw new Error("Fastify did not hand over its request handler");
-  listener.serve((req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse) => {
     // Hits of cached GET queries are answered before Fastify routes them; everything else goes straight on.
     const hit = hitPath.match(req);
     if (!hit) return fastify(req, res);
@@ -164,13 +189,10 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       (served) => served || fastify(req, res),
       () => fastify(req, res),
     );
-  });
+  };
+  // Decided once: with tracing off, requests take exactly the untraced path.
+  listener.serve(options.tracing ? options.tracing.requests(serve) : serve);
   return app;
-}
-
-function isJson(contentType: string | undefined): boolean {
-  const media = contentType?.split(";", 1)[0]?.trim().toLowerCase();
-  return media === "application/json";
 }
 
 /** FastAPI's answers: 422 for invalid input, 401, 404, 413, 503; anything unexpected is a bare 500. */

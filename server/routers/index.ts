@@ -1,11 +1,15 @@
 import { createCallerFactory, router } from "../trpc.ts";
-import { customersRouter } from "./customers.ts";
-import { ordersRouter } from "./orders.ts";
+import { customersProcedures } from "./customers.ts";
+import type { ProcedureRecord } from "./documented.ts";
+import { ordersProcedures } from "./orders.ts";
 
-export const appRouter = router({
-  orders: ordersRouter,
-  customers: customersRouter,
-});
+/** The API: every procedure by path, each declared for the document (documented.ts). */
+export const procedures = {
+  orders: ordersProcedures,
+  customers: customersProcedures,
+} satisfies ProcedureRecord;
+
+export const appRouter = router(procedures);
 
 export type AppRouter = typeof appRouter;
 export const createCaller = createCallerFactory(appRouter);

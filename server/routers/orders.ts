@@ -6,10 +6,12 @@ import { cachedQuery, invalidates } from "../cache/middleware.ts";
 import { isForeignKeyViolation } from "../database-errors.ts";
 import { addOrderInput } from "../inputs.ts";
 import { formatCents } from "../money.ts";
+import { countOutput, monthlyOutput, orderOutput } from "../outputs.ts";
 import { parseOnce } from "../parse-once.ts";
-import { router, writeProcedure } from "../trpc.ts";
+import { writeProcedure } from "../trpc.ts";
 import { notStored, runWrite } from "../writes.ts";
 import { ordersCount, ordersMonthly } from "./cache-policies.ts";
+import { documented } from "./documented.ts";
 import { tagsOfOrder } from "./tags.ts";
 import { watchCount } from "./watch-count.ts";
 
@@ -26,18 +28,25 @@ const isOrder = (output: unknown): output is Order =>
 /** orders.add's input; the REST route hands over the order it validated itself (money already in cents). */
 export const addOrderInputParser = parseOnce(addOrderInput);
 
-export const ordersRouter = router({
-  count: cachedQuery(ordersCount, async ({ ctx: { queries }, input }) => {
-    const [row] =
-      input?.customerId === undefined
-        ? await queries.countOrders.execute()
-        : await queries.countCustomerOrders.execute({ customerId: input.customerId });
-    return { count: row?.count ?? 0 };
-  }),
+export const ordersProcedures = {
+  count: cachedQuery(
+    ordersCount,
+    { summary: "Count orders, in all or of one customer (cached)", output: countOutput, example: { customerId: 9999 } },
+    async ({ ctx: { queries }, input }) => {
+      const [row] =
+        input?.customerId === undefined
+          ? await queries.countOrders.execute()
+          : await queries.countCustomerOrders.execute({ customerId: input.customerId });
+      return { count: row?.count ?? 0 };
+    },
+  ),
 
   /** Orders and revenue per month of one year, from the monthly aggregates. */
-  monthly: cachedQuery(ordersMonthly, ({ ctx: { queries }, input: { year } }) =>
-    queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
+  monthly: cachedQuery(
+    ordersMonthly,
+    { summary: "Orders and revenue per month of one year (cached)", output: monthlyOutput, example: { year: 2004 } },
+    ({ ctx: { queries }, input: { year } }) =>
+      queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
   ),
 
   /** `count`, live: the current count at once, then each new one (server/live/count-hub.ts). */
@@ -97,4 +106,24 @@ export const ordersRouter = router({
           throw notStored();
       }
     }),
-});
+};
+
+// orders.add as the API document states it (the compiler checks it against the procedure).
+documented(
+  {
+    kind: "mutation",
+    summary: "Add an order; invalidates the cached results it changes",
+    input: addOrderInput,
+    output: orderOutput,
+    errors: {
+      UNAUTHORIZED: "the server has an API_TOKEN and the bearer token was missing or wrong",
+      NOT_FOUND: "no such customer",
+      CONFLICT: "this idempotencyKey was already used for another order",
+      SERVICE_UNAVAILABLE: "nothing was stored, and nothing will be: try again",
+      GATEWAY_TIMEOUT:
+        "the outcome is unknown: retry with the same idempotencyKey, which stores the order at most once",
+    },
+    example: { customerId: 9999, netAmount: "23.00", tax: "2.00", orderDate: "2023-03-10" },
+  },
+  ordersProcedures.add,
+);

@@ -5,11 +5,13 @@
 import { TRPCError, tracked } from "@trpc/server";
 import { watchCountInput } from "../inputs.ts";
 import { NoCapacity } from "../live/count-hub.ts";
+import { countOutput } from "../outputs.ts";
 import { publicProcedure } from "../trpc.ts";
+import { declare } from "./documented.ts";
 
 const unavailable = (message: string) => new TRPCError({ code: "SERVICE_UNAVAILABLE", message });
 
-export const watchCount = publicProcedure.input(watchCountInput).subscription(async function* ({ ctx, input, signal }) {
+const stream = publicProcedure.input(watchCountInput).subscription(async function* ({ ctx, input, signal }) {
   if (!ctx.live) throw unavailable("Live counts are not served here.");
   let subscription: ReturnType<typeof ctx.live.subscribe>;
   try {
@@ -34,3 +36,15 @@ export const watchCount = publicProcedure.input(watchCountInput).subscription(as
     subscription.close();
   }
 });
+
+export const watchCount = declare(
+  {
+    kind: "subscription",
+    input: watchCountInput,
+    output: countOutput,
+    summary: "Count orders, live: the count at once, then each new one (SSE; also GET /count/stream)",
+    errors: { SERVICE_UNAVAILABLE: "this instance has MAX_SUBSCRIPTIONS streams open, or no database" },
+    example: { customerId: 9999 },
+  },
+  stream,
+);

@@ -12,7 +12,7 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-function binary(candidates: string[]): string | undefined {
+export function binary(candidates: string[]): string | undefined {
   return candidates.find((name) => spawnSync("sh", ["-c", `command -v ${name}`]).status === 0);
 }
 
@@ -72,7 +72,7 @@ export async function startLocalCluster(): Promise<LocalCluster> {
   }
 }
 
-async function command(port: number, name: string, ...args: string[]): Promise<unknown> {
+export async function command(port: number, name: string, ...args: string[]): Promise<unknown> {
   const client = new Valkey(port, "127.0.0.1", {
     lazyConnect: true,
     maxRetriesPerRequest: 0,
@@ -89,7 +89,7 @@ async function command(port: number, name: string, ...args: string[]): Promise<u
   }
 }
 
-async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error("the local cluster did not come up");

@@ -3,7 +3,7 @@
 // stopping every one of its processes with SIGSTOP.
 import { execFileSync, spawnSync } from "node:child_process";
 import { chownSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./server-process.ts";
@@ -18,7 +18,8 @@ export interface LocalPostgres {
 
 const hasBinary = (name: string) => spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
 
-export async function startLocalPostgres(): Promise<LocalPostgres> {
+/** With `password`, the postgres user has it and every connection must give it (scram-sha-256); else trust. */
+export async function startLocalPostgres({ password }: { password?: string } = {}): Promise<LocalPostgres> {
   if (!hasBinary("initdb") || !hasBinary("pg_ctl")) {
     throw new Error(
       "This test runs a PostgreSQL server of its own and needs initdb and pg_ctl on PATH: apt install postgresql, " +
@@ -48,7 +49,9 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    as("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "--no-sync"]);
+    const auth = password === undefined ? ["--auth=trust"] : ["--auth=scram-sha-256", `--pwfile=${join(dir, "pw")}`];
+    if (password !== undefined) await writeFile(join(dir, "pw"), password, { mode: 0o644 });
+    as("initdb", ["-D", data, "-U", "postgres", ...auth, "--no-sync"]);
     as("pg_ctl", [
       "-D",
       data,
@@ -64,7 +67,7 @@ export async function startLocalPostgres(): Promise<LocalPostgres> {
     throw error;
   }
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres${password === undefined ? "" : `:${encodeURIComponent(password)}`}@127.0.0.1:${port}/postgres`,
     async signal(signal) {
       for (const pid of await processes(data)) process.kill(pid, signal);
     },
