@@ -18,6 +18,7 @@ import { scriptArgs } from "../db/script.ts";
 import { freePort, type ServerProcess, startServerProcess } from "../test/support/server-process.ts";
 import { renderChart } from "./chart.ts";
 import { type BenchEnvironment, createBenchEnvironment } from "./environment.ts";
+import { benchLive, describeLive } from "./live.ts";
 import { type LoadResult, type RequestSpec, runLoad, wrkInstalled } from "./load.ts";
 import { measurePropagation } from "./propagation-trials.ts";
 import { type StaleReport, startStaleChecker } from "./stale-checker.ts";
@@ -320,6 +321,26 @@ try {
 await benchDataset(12_000, { small: true, writes: true });
 await benchDataset(1_000_000, { writes: true });
 if (extra) await benchDataset(extra, {});
+
+// Live counts: 10,000 SSE subscriptions on one instance while writes flow at 100/s (bench/live.ts).
+{
+  const env = await createBenchEnvironment({ customers, orders: 12_000 });
+  try {
+    const live = await benchLive(env, { subscriptions: 10_000, seconds, latencySeconds: 20, writesPerSecond: 100 });
+    const ceiling = rows[0]?.requestsPerSecond ?? live.withoutStreams.requestsPerSecond;
+    for (const [name, result] of [
+      ["GET /count, cached, before 10,000 live streams", live.withoutStreams],
+      ["GET /count, cached, 10,000 live streams open", live.withStreams],
+      ["GET /count, cached, writes at 100/s", live.withoutStreamsWriting],
+      ["GET /count, cached, writes at 100/s, 10,000 live streams", live.withStreamsWriting],
+    ] as const) {
+      rows.push({ name, dataset: "12k", ...result, ratio: result.requestsPerSecond / ceiling });
+    }
+    notes.push(...describeLive(live));
+  } finally {
+    await env.cleanup();
+  }
+}
 
 const find = (name: string, dataset: string) => rows.find((r) => r.name === name && r.dataset === dataset);
 const compare = (name: string, a: string, b: string) => {

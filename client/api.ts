@@ -8,6 +8,7 @@ import type {
   TRPCBuiltRouter,
   TRPCMutationProcedure,
   TRPCQueryProcedure,
+  TRPCSubscriptionProcedure,
 } from "@trpc/server";
 
 /** Money travels as a decimal string with two decimals ("25.00"); dates as YYYY-MM-DD. */
@@ -64,6 +65,19 @@ export interface ErrorShape {
 
 type Query<Input, Output> = TRPCQueryProcedure<{ input: Input; output: Output; meta: object }>;
 type Mutation<Input, Output> = TRPCMutationProcedure<{ input: Input; output: Output; meta: object }>;
+/** Events with ids (tRPC's tracked()): a reconnecting client resumes from the last one. */
+type Subscription<Input, Event> = TRPCSubscriptionProcedure<{
+  input: Input;
+  // biome-ignore lint/suspicious/noExplicitAny: the type tRPC itself infers for what a subscription's generator is sent
+  output: AsyncIterable<{ id: string; data: Event }, never, any>;
+  meta: object;
+}>;
+
+/** orders.watchCount's input; tRPC fills in lastEventId when the client reconnects. */
+export interface WatchCountInput {
+  customerId?: number | undefined;
+  lastEventId?: string | null | undefined;
+}
 
 export type AppRouter = TRPCBuiltRouter<
   { ctx: object; meta: object; errorShape: ErrorShape; transformer: true },
@@ -72,6 +86,7 @@ export type AppRouter = TRPCBuiltRouter<
       count: Query<{ customerId?: number | undefined } | undefined, { count: number }>;
       monthly: Query<{ year: number }, MonthlyOrders[]>;
       add: Mutation<AddOrderInput, Order>;
+      watchCount: Subscription<WatchCountInput | undefined, { count: number }>;
     };
     customers: {
       summary: Query<{ customerId: number }, CustomerSummary>;

@@ -23,6 +23,13 @@ export function prepareQueries(db: Database) {
       .where(eq(customerOrderStats.customerId, sql.placeholder("customerId")))
       .prepare("count_customer_orders"),
 
+    /** Several customers' counts at once (live counts recompute every changed one in one round trip); absent: 0. */
+    countCustomersOrders: db
+      .select({ customerId: customerOrderStats.customerId, count: customerOrderStats.orders })
+      .from(customerOrderStats)
+      .where(sql`${customerOrderStats.customerId} = ANY(${sql.placeholder("customerIds")}::int[])`)
+      .prepare("count_customers_orders"),
+
     /** Orders and revenue per month between two dates ("from" inclusive, "to" exclusive). */
     monthly: db
       .select({ month, orders: ordersOfMonth, revenue: sql<string>`${sum(orderMonthlyStats.revenue)}` })

@@ -15,8 +15,11 @@ import { isMissingDatabase } from "./database-errors.ts";
 import { databaseMisconfiguration } from "./database-misconfiguration.ts";
 import { Listener } from "./http/connections.ts";
 import { createHttpApp, type HttpOptions } from "./http/server.ts";
+import { CountHub, type CountHubOptions } from "./live/count-hub.ts";
+import { countLoader } from "./live/counts.ts";
 import type { Logger } from "./logger.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { ordersCount } from "./routers/cache-policies.ts";
 import type { Tracing } from "./telemetry/index.ts";
 import type { Context } from "./trpc.ts";
 
@@ -42,6 +45,8 @@ export interface AppOverrides {
   applier?: Partial<Pick<ApplierOptions, "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
   /** Another router and its cache policies, mounted instead of the app's. */
   api?: HttpOptions["api"];
+  /** Live counts' timings. */
+  live?: Partial<Pick<CountHubOptions, "minIntervalMs" | "pollMs">> & { heartbeatMs?: number };
 }
 
 export async function startApp(config: Config, log: Logger, overrides: AppOverrides = {}): Promise<App> {
@@ -102,6 +107,16 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
     apiToken: config.apiToken,
     databaseTimeoutMs: config.databaseTimeoutSeconds * 1000,
   };
+  const live = new CountHub({
+    tagOf: (input) => ordersCount.tags(input)[0] as string,
+    load: countLoader(context.queries, context.databaseTimeoutMs),
+    feed: cache instanceof QueryCache ? cache.tagFeed : undefined,
+    maxSubscriptions: config.maxSubscriptions,
+    log,
+    metrics,
+    ...overrides.live,
+  });
+  context.live = live;
   if (config.apiToken === undefined) {
     log.warn(
       "no API_TOKEN: anyone who can reach this server can add orders; set API_TOKEN to require a bearer token for writes",
@@ -120,6 +135,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
       limits: config.http,
       allowedHosts: config.http.allowedHosts,
       api: overrides.api,
+      liveHeartbeatMs: overrides.live?.heartbeatMs,
       tracing: overrides.tracing,
     });
   } catch (error) {
@@ -132,8 +148,11 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
 
   let closing: Promise<void> | undefined;
   const close = async () => {
-    // Drain first: in-flight requests still need the database and the cache.
-    await listener.close(config.http.shutdownGraceSeconds * 1000);
+    // Drain first: in-flight requests still need the database and the cache. Live streams end at
+    // once (their clients reconnect elsewhere); the drain waits for them as for any response.
+    const draining = listener.close(config.http.shutdownGraceSeconds * 1000);
+    live.close();
+    await draining;
     await http.close();
     await releaseShared();
   };

@@ -3,8 +3,9 @@
 // workspace (@dellstore/client). Writes over dist/ without emptying it first,
 // so a server running from it keeps its files.
 import { spawnSync } from "node:child_process";
-import { cpSync, rmSync } from "node:fs";
+import { cpSync, rmSync, writeFileSync } from "node:fs";
 import { scriptArgs } from "../db/script.ts";
+import { bundleLivePage } from "./live/page/bundle.ts";
 
 scriptArgs(
   "usage: npm run build\n  Compiles server/ and db/ into dist/, copies db/migrations there, and builds client/dist (@dellstore/client).",
@@ -20,3 +21,5 @@ step("tsc", ["-p", "tsconfig.build.json"]);
 rmSync("dist/db/migrations", { recursive: true, force: true });
 cpSync("db/migrations", "dist/db/migrations", { recursive: true });
 step("npm", ["run", "-s", "build", "-w", "client"]);
+// The /live page's script, bundled by esbuild (served from here, so the server needs no esbuild).
+writeFileSync("dist/server/live/page.js", await bundleLivePage());

@@ -85,6 +85,7 @@ const envSchema = z.object({
     .pipe(z.array(z.string().regex(/^[a-z0-9.-]+$|^\[?[0-9a-f:]+\]?$/, "must be host names, comma-separated")))
     .default([]),
   SHUTDOWN_GRACE_SECONDS: positiveInt.default(10),
+  MAX_SUBSCRIPTIONS: positiveInt.default(10_000),
 });
 
 export interface Config {
@@ -105,6 +106,8 @@ export interface Config {
   dataDir: string;
   /** When set, mutations need `Authorization: Bearer <apiToken>`. */
   apiToken: string | undefined;
+  /** Live count streams open at once on this instance; more get 503. */
+  maxSubscriptions: number;
   http: {
     /** Largest request body, in bytes; larger ones are refused with 413 before parsing. */
     maxBodyBytes: number;
@@ -144,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     dataDir: e.DATA_DIR,
     apiToken: e.API_TOKEN,
+    maxSubscriptions: e.MAX_SUBSCRIPTIONS,
     http: {
       maxBodyBytes: e.MAX_BODY_BYTES,
       headersTimeoutSeconds: e.HTTP_HEADERS_TIMEOUT_SECONDS,

@@ -63,6 +63,10 @@ export function today(): string {
 }
 
 export const countOrdersInput = z.object({ customerId: customerId.optional() }).optional();
+/** orders.watchCount's: the count's, plus the id of the last event a reconnecting client got (tRPC adds it). */
+export const watchCountInput = z
+  .object({ customerId: customerId.optional(), lastEventId: z.string().max(64).nullish() })
+  .optional();
 
 export const customerInput = z.object({ customerId });
 

@@ -103,6 +103,22 @@ export function createMetrics() {
       labelNames: ["outcome"] as const,
       registers,
     }),
+    liveSubscriptions: new Gauge({
+      name: "live_subscriptions",
+      help: "Open live count streams (orders.watchCount and GET /count/stream), bounded by MAX_SUBSCRIPTIONS",
+      registers,
+    }),
+    liveEvents: new Counter({
+      name: "live_events_total",
+      help: "Count events sent to live subscribers (a subscriber that can't keep up is sent the latest count, not every one)",
+      registers,
+    }),
+    livePushLatency: new Histogram({
+      name: "live_push_latency_seconds",
+      help: "From a tag change reaching this instance to the new count being sent to a subscriber",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     procedureDuration: new Histogram({
       name: "trpc_procedure_duration_seconds",
       help: "tRPC procedure latency, REST routes included",

@@ -10,6 +10,7 @@ import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
+import type { CountHub } from "./live/count-hub.ts";
 import type { Logger } from "./logger.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -33,10 +34,17 @@ export interface Context {
   prefetched?: Prefetched | undefined;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
+  /** Live counts (orders.watchCount, GET /count/stream); absent in tests that bring their own parts. */
+  live?: CountHub | undefined;
 }
+
+/** Every live stream sends a comment this often, so proxies keep it open and clients notice a dead one. */
+export const heartbeatMs = 15_000;
 
 const t = initTRPC.context<Context>().create({
   transformer: superjson,
+  // Subscriptions over SSE: heartbeats, and a client that hears nothing for three of them reconnects.
+  sse: { ping: { enabled: true, intervalMs: heartbeatMs }, client: { reconnectAfterInactivityMs: 3 * heartbeatMs } },
   // Never send stack traces, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {

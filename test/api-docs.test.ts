@@ -44,6 +44,8 @@ describe("/openapi.json", () => {
       [
         "/count",
         "/count/",
+        "/count/stream",
+        "/live",
         "/add/",
         "/add",
         "/health",
@@ -51,6 +53,7 @@ describe("/openapi.json", () => {
         "/trpc/orders.count",
         "/trpc/orders.monthly",
         "/trpc/orders.add",
+        "/trpc/orders.watchCount",
         "/trpc/customers.summary",
         "/trpc/{procedures}",
       ].sort(),

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "./support/run.ts";
 import { freePort, startServerProcess } from "./support/server-process.ts";
+import { openSse } from "./support/sse.ts";
 
 let dataDir = "";
 beforeAll(async () => {
@@ -19,12 +20,17 @@ describe("the embedded default", () => {
       expect(server.output()).toMatch(/no DATABASE_URL: using embedded PGlite in .*set DATABASE_URL=postgres:/);
       const res = await fetch(`${server.url}/count`);
       expect(await res.text()).toBe('{"count":12000}');
+      // Live counts work on PGlite too, pushed by the in-process cache's bumps.
+      const live = await openSse(`${server.url}/count/stream?customerid=9999`);
+      const before = JSON.parse((await live.waitFor((e) => e.data !== undefined)).data as string).count as number;
       const add = await fetch(`${server.url}/add/`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: '{"orderdate":"2023-03-10","customerid":9999,"netamount":23.0,"tax":2.0}',
       });
       expect(await add.json()).toEqual({ updated: { customer: 9999 } });
+      await live.waitFor((e) => e.data === JSON.stringify({ count: before + 1 }));
+      live.close();
       expect(await (await fetch(`${server.url}/health`)).json()).toMatchObject({ status: "ok", database: "up" });
     } finally {
       await server.stop();

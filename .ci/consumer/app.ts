@@ -23,6 +23,11 @@ const revenue: string | undefined = months[0]?.revenue;
 const summary = await client.customers.summary.query({ customerId: 9999 });
 const last: string | null = summary.lastOrderDate;
 const countInput: RouterInputs["orders"]["count"] = { customerId: 1 };
+const live = client.orders.watchCount.subscribe(
+  { customerId: 9999 },
+  { onData: ({ id, data }) => console.log(id, data.count satisfies number) },
+);
+live.unsubscribe();
 
 // @ts-expect-error customerId is a number
 await client.orders.count.query({ customerId: "9999" });
@@ -30,6 +35,8 @@ await client.orders.count.query({ customerId: "9999" });
 await client.orders.add.mutate({ customerId: 9999, netAmount: 23 });
 // @ts-expect-error add is a mutation, not a query
 await client.orders.add.query(input);
+// @ts-expect-error customerId is a number here too
+client.orders.watchCount.subscribe({ customerId: "9999" }, {});
 // @ts-expect-error no such procedure
 await client.orders.remove.mutate({ orderId: 1 });
 

@@ -2,6 +2,7 @@ import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Tracing } from "../telemetry/index.ts";
 import { LocalTier } from "./local-tier.ts";
+import { MemoryTagFeed } from "./memory-feed.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { QueryCache } from "./query-cache.ts";
 import { TagTracking } from "./tag-tracking.ts";
@@ -41,11 +42,13 @@ export function createCache(
       "no VALKEY_URL: caching in this process's memory, which other instances don't share; set VALKEY_URL=redis://host:6379 to share it",
     );
   }
+  // Without Valkey, the store itself says which tags it bumped (one process: nothing else can).
+  const memoryFeed = !valkeyUrl && !valkeyClusterNodes ? new MemoryTagFeed(config.cachePrefix) : undefined;
   const valkeyOrMemory = valkeyClusterNodes
     ? new ValkeyStore({ clusterNodes: valkeyClusterNodes })
     : valkeyUrl
       ? new ValkeyStore({ url: valkeyUrl })
-      : new MemoryStore();
+      : new MemoryStore({ onWrite: (keys) => memoryFeed?.written(keys) });
   const store = tracing ? tracing.store(valkeyOrMemory) : valkeyOrMemory;
   if (valkeyClusterNodes && config.l1MaxBytes > 0) {
     log.info(
@@ -83,7 +86,7 @@ export function createCache(
     ttlSeconds: config.cacheTtlSeconds,
     log,
     metrics,
-    tracking,
+    tracking: tracking ?? memoryFeed,
     local,
   });
 }

@@ -6,13 +6,17 @@ export interface MemoryStoreOptions {
   maxEntries?: number;
   /** Upper bound on the UTF-16 length of keys plus values, about their size in memory. */
   maxBytes?: number;
+  /** Told the keys of every mset once they are readable (memory-feed.ts turns tag keys into changes). */
+  onWrite?: (keys: readonly string[]) => void;
 }
 
 export class MemoryStore implements CacheStore {
   readonly kind = "memory";
   private readonly lru: LRUCache<string, string>;
+  private readonly onWrite: ((keys: readonly string[]) => void) | undefined;
 
-  constructor({ maxEntries = 50_000, maxBytes = 64 * 1024 * 1024 }: MemoryStoreOptions = {}) {
+  constructor({ maxEntries = 50_000, maxBytes = 64 * 1024 * 1024, onWrite }: MemoryStoreOptions = {}) {
+    this.onWrite = onWrite;
     this.lru = new LRUCache<string, string>({
       max: maxEntries,
       maxSize: maxBytes,
@@ -26,6 +30,7 @@ export class MemoryStore implements CacheStore {
 
   async mset(entries: readonly StoreEntry[]): Promise<void> {
     for (const { key, value, ttlSeconds } of entries) this.lru.set(key, value, { ttl: ttlSeconds * 1000 });
+    this.onWrite?.(entries.map((entry) => entry.key));
   }
 
   async setIfAbsent(entry: StoreEntry): Promise<string> {

@@ -102,6 +102,8 @@ export class Listener {
 
   private finished(socket: Tracked, res: ServerResponse): void {
     this.responses.delete(res);
+    // Draining: a connection whose response began before (a stream) said keep-alive; once idle, it goes.
+    if (this.closing) setImmediate(() => this.server.closeIdleConnections());
     socket[inFlight] = (socket[inFlight] ?? 1) - 1;
     if (socket.isPaused()) this.resumeOnceDrained(socket);
   }

@@ -101,7 +101,21 @@ function procedureOperation(path: string, doc: ProcedureDoc) {
   const input = superjsonOf(schema(doc.input, "input"));
   const example = { json: doc.example };
   const common = { tags: ["tRPC"], summary: doc.summary, operationId: path, responses };
-  if (doc.kind !== "mutation") {
+  if (doc.kind === "subscription") {
+    return {
+      get: {
+        ...common,
+        description:
+          "A tRPC subscription over Server-Sent Events (httpSubscriptionLink): `text/event-stream`, each event's `data` the superjson-serialized output with an `id`; errors come as a `serialized-error` event. `input` as for a query.",
+        parameters: [{ name: "input", in: "query", required: false, content: jsonContent(input, example) }],
+        responses: {
+          ...responses,
+          200: { description: "the events", content: { "text/event-stream": { schema: { type: "string" } } } },
+        },
+      },
+    };
+  }
+  if (doc.kind === "query") {
     return {
       get: {
         ...common,

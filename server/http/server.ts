@@ -26,10 +26,12 @@ import { procedures as appProcedures } from "../routers/index.ts";
 import type { Tracing } from "../telemetry/index.ts";
 import { router as buildRouter, type Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
+import { countStreamRoutes } from "./count-stream.ts";
 import { checkHealth, healthResponse } from "./health.ts";
 import { HitPath, missEtag, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { maxBatchSize } from "./limits.ts";
+import { livePageRoutes } from "./live-page.ts";
 import { registerDocs } from "./openapi.ts";
 import { headersForStatus, isTrpcPath, Protocol, pathOf } from "./protocol.ts";
 import { contextFor } from "./request-context.ts";
@@ -46,6 +48,8 @@ export interface HttpOptions {
   api?: { procedures: ProcedureRecord; policies: ReadonlyMap<string, DeclaredPolicy> };
   /** OpenTelemetry, when on: the request's span, then Fastify's. */
   tracing?: Tracing | undefined;
+  /** Test seam: the plain SSE stream's heartbeat period. */
+  liveHeartbeatMs?: number | undefined;
 }
 
 // The package's own package.json, through its "exports" (the same from server/ and dist/server/).
@@ -132,6 +136,8 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
 
   await registerDocs(app, { version: packageVersion, procedures: documented }); // before the routes it documents
   restRoutes(app, { context });
+  if (context.live) countStreamRoutes(app, { hub: context.live, heartbeatMs: options.liveHeartbeatMs });
+  livePageRoutes(app);
   const health = {
     summary: "Is the service up, and are its database and cache, and do changes made outside the app reach the cache?",
   };

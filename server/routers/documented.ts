@@ -101,7 +101,7 @@ export function procedureDocs(record: ProcedureRecord): ReadonlyMap<string, Proc
   return found;
 }
 
-/** The methods a single procedure answers (HEAD with GET). */
+/** The methods a single procedure answers (HEAD with GET; a subscription is a GET answered as SSE). */
 export function methodsOf(kind: ProcedureKind): readonly string[] {
   return kind === "mutation" ? ["POST"] : ["GET", "HEAD"]; // a subscription is a GET (server-sent events)
 }

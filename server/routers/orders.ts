@@ -13,6 +13,7 @@ import { notStored, runWrite } from "../writes.ts";
 import { ordersCount, ordersMonthly } from "./cache-policies.ts";
 import { documented } from "./documented.ts";
 import { tagsOfOrder } from "./tags.ts";
+import { watchCount } from "./watch-count.ts";
 
 // Years before 1000 need their leading zeros, or PostgreSQL reads "12-01-01" as 2012.
 const yyyy = (year: number) => String(year).padStart(4, "0");
@@ -47,6 +48,9 @@ export const ordersProcedures = {
     ({ ctx: { queries }, input: { year } }) =>
       queries.monthly.execute({ from: `${yyyy(year)}-01-01`, to: `${yyyy(year + 1)}-01-01` }),
   ),
+
+  /** `count`, live: the current count at once, then each new one (server/live/count-hub.ts). */
+  watchCount,
 
   /**
    * Stores the order with its idempotency key (the caller's, or a fresh one),
