@@ -14,7 +14,7 @@
 // write is known exactly. Also a scenario of `npm run bench` (run.ts).
 import { spawnSync } from "node:child_process";
 import { connect, type Socket } from "node:net";
-import { parseArgs } from "node:util";
+import { scriptArgs } from "../db/script.ts";
 import { startServerProcess } from "../test/support/server-process.ts";
 import { type BenchEnvironment, createBenchEnvironment, percentile } from "./environment.ts";
 import { type LoadResult, rssMb, runLoad } from "./load.ts";
@@ -315,14 +315,19 @@ export function describeLive(report: LiveReport): string[] {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({
-    options: {
+  const values = scriptArgs(
+    [
+      "usage: npm run bench:live [-- --subscriptions 10000 --seconds 8 --latency-seconds 20 --writes-per-second 100]",
+      "  Opens that many SSE subscriptions on one server process while orders are written at that rate, and",
+      "  measures push latency, resident memory and cached GET /count throughput with and without the streams.",
+    ].join("\n"),
+    {
       subscriptions: { type: "string", default: "10000" },
       seconds: { type: "string", default: "8" },
       "latency-seconds": { type: "string", default: "20" },
       "writes-per-second": { type: "string", default: "100" },
     },
-  });
+  );
   const build = spawnSync("npm", ["run", "-s", "build"], { stdio: "inherit" });
   if (build.status !== 0) throw new Error("npm run build failed");
   const env = await createBenchEnvironment({ customers: 20_000, orders: 12_000 });
