@@ -3,7 +3,7 @@
 // another connection, what became of an attempt whose answer didn't come,
 // committing a tombstone when it had stored nothing, so that it never will.
 import { sql } from "drizzle-orm";
-import { type Database, rowsOf } from "./client.ts";
+import type { Database } from "./client.ts";
 import type { Order } from "./schema.ts";
 
 /** Which write: its key, and what it asked for (the same key with another request is a conflict). */
@@ -36,24 +36,48 @@ export type AddOrderResult =
   /** This attempt was settled as not stored (a tombstone names it): it stored nothing, and never will. */
   | { outcome: "abandoned" };
 
-interface Row extends Record<string, unknown> {
-  outcome: AddOrderResult["outcome"];
-  orderid: number;
-  orderdate: string;
-  customerid: number | null;
-  netamount: string;
-  tax: string;
-  totalamount: string;
+/** What add_order() and settle_write() answer, one row. */
+const answer = {
+  outcome: sql<AddOrderResult["outcome"]>`outcome`,
+  orderid: sql<number>`orderid`,
+  orderdate: sql<string>`orderdate`,
+  customerid: sql<number | null>`customerid`,
+  netamount: sql<string>`netamount`,
+  tax: sql<string>`tax`,
+  totalamount: sql<string>`totalamount`,
+};
+type Row = { [K in keyof typeof answer]: (typeof answer)[K]["_"]["type"] };
+
+const p = sql.placeholder;
+
+// Prepared once per database handle: each write then costs one round trip that
+// only binds its values (an unprepared statement with parameters costs two:
+// describe, then execute) and PostgreSQL's plan is reused.
+function prepare(db: Database) {
+  return {
+    add: db
+      .select(answer)
+      .from(
+        sql`add_order(${p("key")}, ${p("fingerprint")}, ${p("attempt")}::uuid, ${p("deadline")}::timestamptz,
+          ${p("customerId")}::integer, ${p("orderDate")}::date, ${p("netAmount")}::numeric, ${p("tax")}::numeric,
+          ${p("totalAmount")}::numeric)`,
+      )
+      .prepare("add_order"),
+    settle: db
+      .select(answer)
+      .from(sql`settle_write(${p("key")}, ${p("fingerprint")}, ${p("attempt")}::uuid, ${p("waitMs")}::integer)`)
+      .prepare("settle_write"),
+  };
+}
+const prepared = new WeakMap<Database, ReturnType<typeof prepare>>();
+function statementsOf(db: Database) {
+  let statements = prepared.get(db);
+  if (!statements) prepared.set(db, (statements = prepare(db)));
+  return statements;
 }
 
 export async function addOrder(db: Database, call: AddOrderCall): Promise<AddOrderResult> {
-  return resultOf(
-    await db.execute<Row>(
-      sql`SELECT * FROM add_order(${call.key}, ${call.fingerprint}, ${call.attempt}::uuid,
-        ${call.deadline.toISOString()}::timestamptz, ${call.customerId}, ${call.orderDate}::date,
-        ${call.netAmount}::numeric, ${call.tax}::numeric, ${call.totalAmount}::numeric)`,
-    ),
-  );
+  return resultOf(await statementsOf(db).add.execute({ ...call, deadline: call.deadline.toISOString() }));
 }
 
 /**
@@ -63,15 +87,10 @@ export async function addOrder(db: Database, call: AddOrderCall): Promise<AddOrd
  * can't be known in time.
  */
 export async function settleWrite(db: Database, write: WriteIdentity, waitMs: number): Promise<AddOrderResult> {
-  return resultOf(
-    await db.execute<Row>(
-      sql`SELECT * FROM settle_write(${write.key}, ${write.fingerprint}, ${write.attempt}::uuid, ${Math.ceil(waitMs)})`,
-    ),
-  );
+  return resultOf(await statementsOf(db).settle.execute({ ...write, waitMs: Math.ceil(waitMs) }));
 }
 
-function resultOf(result: unknown): AddOrderResult {
-  const [row] = rowsOf<Row>(result);
+function resultOf([row]: Row[]): AddOrderResult {
   if (!row) throw new Error("the write function returned no row");
   switch (row.outcome) {
     case "conflict":
