@@ -71,8 +71,10 @@ function prepare(db: Database) {
 }
 const prepared = new WeakMap<Database, ReturnType<typeof prepare>>();
 function statementsOf(db: Database) {
-  let statements = prepared.get(db);
-  if (!statements) prepared.set(db, (statements = prepare(db)));
+  const known = prepared.get(db);
+  if (known) return known;
+  const statements = prepare(db);
+  prepared.set(db, statements);
   return statements;
 }
 
