@@ -7,7 +7,7 @@ import { TRPCClientError } from "@trpc/client";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createClient } from "./index.ts";
 import { parseCents } from "./money.ts";
-import { restoreSwallowedFlags } from "./npm-swallowed-flags.ts";
+import { npmArgvOfAncestors, restoreSwallowedFlags } from "./npm-swallowed-flags.ts";
 import { customerIdTextProblem, isoDateProblem, moneyProblem, totalFits, totalMessage } from "./rules.ts";
 
 class UsageError extends Error {}
@@ -94,11 +94,11 @@ const flagNames = [
 
 /**
  * Our arguments as typed. Under `npm run client` without `--`, npm keeps the
- * flag names for itself (see npm-swallowed-flags.ts): restore the one its
- * environment accounts for, or refuse rather than guess.
+ * flag names for itself (see npm-swallowed-flags.ts): restore them from its
+ * environment and its debug log, or refuse rather than guess.
  */
 function typedArgs(received: string[], env: NodeJS.ProcessEnv): string[] {
-  const restored = restoreSwallowedFlags(flagNames, received, env);
+  const restored = restoreSwallowedFlags(flagNames, received, env, env.npm_lifecycle_event ? npmArgvOfAncestors() : []);
   if ("args" in restored) return restored.args;
   const command = received[0] ?? "<command>";
   const line =
