@@ -42,6 +42,13 @@ export interface CountHubOptions {
   metrics: Metrics;
   /** At most one publication per topic per this long (a burst is coalesced to its latest count). */
   minIntervalMs?: number;
+  /**
+   * At most this many events per second for one topic, over all its
+   * subscribers: a topic watched by many publishes less often than
+   * minIntervalMs (1,000 subscribers: every 100 ms at 10,000), so what one
+   * count's fan-out costs is bounded, not the whole event loop.
+   */
+  maxTopicEventsPerSecond?: number;
   /** Most topics read in one wave (after "all", every topic is changed). */
   maxWave?: number;
   /** While the feed is down (changes may be missed), every topic is recomputed this often. */
@@ -181,11 +188,13 @@ export class CountHub {
   private readonly boot = randomBytes(4).toString("base64url");
   private readonly unsubscribe: (() => void) | undefined;
   private readonly minIntervalMs: number;
+  private readonly maxTopicEventsPerSecond: number;
   private readonly maxWave: number;
   private readonly pollMs: number;
 
   constructor(private readonly options: CountHubOptions) {
     this.minIntervalMs = options.minIntervalMs ?? 50;
+    this.maxTopicEventsPerSecond = options.maxTopicEventsPerSecond ?? 5_000;
     this.maxWave = options.maxWave ?? 1000;
     this.pollMs = options.pollMs ?? 1000;
     this.unsubscribe = options.feed?.onTagsChanged((change) => {
@@ -278,7 +287,7 @@ export class CountHub {
 
   /**
    * Starts the next wave unless one runs: every changed topic not published
-   * within minIntervalMs (those wait for their turn), read in one round trip.
+   * within its interval (those wait for their turn), read in one round trip.
    */
   private pump(): void {
     if (this.waveRunning || this.closed) return;
@@ -287,7 +296,7 @@ export class CountHub {
     for (const topic of this.dirty) {
       if (wave.length >= this.maxWave) break;
       this.dirty.delete(topic);
-      const wait = topic.lastPublishAt + this.minIntervalMs - now;
+      const wait = topic.lastPublishAt + this.intervalOf(topic) - now;
       if (wait <= 0) {
         wave.push(topic);
         continue;
@@ -306,6 +315,11 @@ export class CountHub {
       this.waveRunning = false;
       this.pump();
     });
+  }
+
+  /** How long `topic` waits between publications: minIntervalMs, longer if its subscribers are many. */
+  private intervalOf(topic: Topic): number {
+    return Math.max(this.minIntervalMs, (topic.subscribers.size * 1000) / this.maxTopicEventsPerSecond);
   }
 
   private async recompute(wave: Topic[]): Promise<void> {
