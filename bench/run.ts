@@ -318,6 +318,12 @@ try {
 } finally {
   await bare.stop();
 }
+const bareFastify = await startServerProcess({}, ["node", "--import", "tsx", "bench/bare-fastify-server.ts"]);
+try {
+  await measure("bare Fastify, no plugins (the framework's own ceiling)", "-", bareFastify, [{ path: "/count" }]);
+} finally {
+  await bareFastify.stop();
+}
 await benchDataset(12_000, { small: true, writes: true });
 await benchDataset(1_000_000, { writes: true });
 if (extra) await benchDataset(extra, {});
