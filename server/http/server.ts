@@ -107,7 +107,15 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     procedures: documented,
     createContext: requestContext,
     hostAllowed,
-    hasRoute: (url, method) => app.hasRoute({ url, method }),
+    // hasRoute reads its url as a route pattern: a request path with a "*" inside (say "/*/") makes it
+    // throw. Our REST routes are plain paths, so a path it can't read names none of them.
+    hasRoute: (url, method) => {
+      try {
+        return app.hasRoute({ url, method });
+      } catch {
+        return false;
+      }
+    },
   });
   app.addHook("onRequest", (req, reply, done) => {
     const refusal = protocol.check(req, reply);
