@@ -41,10 +41,15 @@ export interface Context {
 /** Every live stream sends a comment this often, so proxies keep it open and clients notice a dead one. */
 export const heartbeatMs = 15_000;
 
+/** Subscriptions over SSE: heartbeats, and a client that hears nothing for three of them reconnects. */
+export const sseOptions = {
+  ping: { enabled: true, intervalMs: heartbeatMs },
+  client: { reconnectAfterInactivityMs: 3 * heartbeatMs },
+} as const;
+
 const t = initTRPC.context<Context>().create({
   transformer: superjson,
-  // Subscriptions over SSE: heartbeats, and a client that hears nothing for three of them reconnects.
-  sse: { ping: { enabled: true, intervalMs: heartbeatMs }, client: { reconnectAfterInactivityMs: 3 * heartbeatMs } },
+  sse: sseOptions,
   // Never send stack traces, whatever NODE_ENV says.
   isDev: false,
   errorFormatter({ shape, error }) {

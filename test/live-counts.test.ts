@@ -118,6 +118,33 @@ describe("orders.watchCount (typed client, SSE)", () => {
     }
   });
 
+  it("is written by its own route byte for byte as tRPC's handler writes it, Last-Event-ID included", async () => {
+    const id = customer();
+    const url = `${a.url}/trpc/orders.watchCount?input=${encodeURIComponent(JSON.stringify({ json: { customerId: id } }))}`;
+    const trpcData = (count: number) => (e: { data?: string }) => e.data === JSON.stringify({ json: { count } });
+    const n = await countOf(id);
+    const direct = await sse(url);
+    // Any other parameter leaves the request to tRPC's own handler (a lastEventId that matches no event changes nothing).
+    const viaTrpc = await sse(`${url}&lastEventId=none`);
+    expect(direct.headers.connection).toBe("close");
+    expect(viaTrpc.headers.connection).toBe("keep-alive");
+    for (const stream of [direct, viaTrpc]) await stream.waitFor(trpcData(n));
+    await psqlInsert(id);
+    for (const stream of [direct, viaTrpc]) await stream.waitFor(trpcData(n + 1));
+    expect(direct.body()).toBe(viaTrpc.body());
+    expect(direct.body()).toMatch(/^event: connected\ndata: \{"reconnectAfterInactivityMs":\d+\}\n\n\n/);
+
+    // A reconnecting EventSource's header: nothing is sent again until the count changes.
+    const latest = (await direct.waitFor(trpcData(n + 1))).id as string;
+    const resumed = await sse(url, { "last-event-id": latest });
+    await resumed.waitFor((e) => e.event === "connected");
+    await psqlInsert(id);
+    await resumed.waitFor(trpcData(n + 2));
+    expect(resumed.events.filter((e) => e.data?.includes("count")).map((e) => e.data)).toEqual([
+      JSON.stringify({ json: { count: n + 2 } }),
+    ]);
+  });
+
   it("reaches a subscriber on instance B after a write on instance A", async () => {
     const id = customer();
     const n = await countOf(id);
@@ -276,6 +303,13 @@ describe("limits, heartbeats, shutdown, metrics", () => {
       await stream.waitFor((e) => e.comment === "heartbeat", { from: beats });
       await stream.waitFor((e) => e.comment === "heartbeat", { from: beats + 1 });
       stream.close();
+      // tRPC's heartbeat is a ping event (httpSubscriptionLink reconnects after three periods without any event).
+      const trpc = await openSse(`${app.url}/trpc/orders.watchCount?input=${encodeURIComponent('{"json":{}}')}`);
+      await trpc.waitFor((e) => e.data !== undefined && e.id !== undefined);
+      const pings = trpc.events.length;
+      await trpc.waitFor((e) => e.event === "ping", { from: pings });
+      await trpc.waitFor((e) => e.event === "ping", { from: pings + 1 });
+      trpc.close();
     } finally {
       await app.close();
     }

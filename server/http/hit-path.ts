@@ -125,15 +125,18 @@ export class HitPath {
     return {
       policy,
       rendering: trpcRendering,
-      input: ({ input }) => {
-        if (input === undefined) return undefined;
-        try {
-          return superjson.deserialize(JSON.parse(input));
-        } catch {
-          return invalid; // tRPC says what is wrong with it
-        }
-      },
+      input: ({ input }) => trpcInput(input),
     };
+  }
+}
+
+/** A tRPC GET's `input` parameter as tRPC reads it (JSON, then superjson); `invalid` leaves the request to tRPC, which says what is wrong. */
+export function trpcInput(input: string | undefined): unknown | typeof invalid {
+  if (input === undefined) return undefined;
+  try {
+    return superjson.deserialize(JSON.parse(input));
+  } catch {
+    return invalid;
   }
 }
 

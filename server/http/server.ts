@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { TRPCError } from "@trpc/server";
-import { fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
+import { fastifyRequestHandler, fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import Fastify, {
   type FastifyBaseLogger,
@@ -142,9 +142,23 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     return reply.code(status).send({ detail });
   });
 
+  const trpcOptions = {
+    router,
+    maxBatchSize,
+    createContext: ({ req }: { req: FastifyRequest }) => requestContext(req),
+    onError({ error, path }: { error: TRPCError; path?: string }) {
+      if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
+    },
+  };
+
   await registerDocs(app, { version: packageVersion, procedures: documented }); // before the routes it documents
   restRoutes(app, { context });
-  if (context.live) countStreamRoutes(app, { hub: context.live, heartbeatMs: options.liveHeartbeatMs });
+  if (context.live)
+    countStreamRoutes(app, {
+      hub: context.live,
+      trpcHandler: (req, reply, path) => fastifyRequestHandler({ ...trpcOptions, req, res: reply, path }),
+      heartbeatMs: options.liveHeartbeatMs,
+    });
   livePageRoutes(app);
   const health = {
     summary: "Is the service up, and are its database and cache, and do changes made outside the app reach the cache?",
@@ -172,18 +186,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       if (req.raw.method === "HEAD") req.raw.method = "GET";
       done();
     });
-    await trpc.register(fastifyTRPCPlugin, {
-      prefix: "/trpc",
-      trpcOptions: {
-        router,
-        maxBatchSize,
-        createContext: ({ req }: { req: FastifyRequest }) => requestContext(req),
-        onError({ error, path }: { error: TRPCError; path?: string }) {
-          if (error.code === "INTERNAL_SERVER_ERROR")
-            log.error({ err: error.cause ?? error, path }, "procedure failed");
-        },
-      },
-    });
+    await trpc.register(fastifyTRPCPlugin, { prefix: "/trpc", trpcOptions });
   });
   await app.ready();
   // Requests that arrived while starting waited in the listener until now.
