@@ -294,6 +294,34 @@ describe("limits, heartbeats, shutdown, metrics", () => {
     }
   });
 
+  it("frees the slot of a client that leaves while its count is still loading, on both routes", async () => {
+    const app = await startTestApp(env());
+    const hub = app.app.context.live;
+    try {
+      for (const trpc of [false, true]) {
+        const id = customer();
+        await db.sql.begin(async (tx) => {
+          // The count's first load waits for this transaction.
+          await tx`LOCK TABLE customer_order_stats IN ACCESS EXCLUSIVE MODE`;
+          const url = trpc
+            ? `${app.url}/trpc/orders.watchCount?input=${encodeURIComponent(JSON.stringify({ json: { customerId: id } }))}`
+            : streamUrl(app, id);
+          const controller = new AbortController();
+          const response = fetch(url, { signal: controller.signal }).catch(() => undefined);
+          await expect.poll(() => hub?.subscriptions, { interval: 5 }).toBe(1);
+          controller.abort();
+          await response;
+          await expect.poll(() => hub?.subscriptions, { interval: 5 }).toBe(0);
+        });
+      }
+      // Once loaded, nothing came back to life.
+      await fetch(`${app.url}/health`);
+      expect(hub?.subscriptions).toBe(0);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("sends heartbeats while nothing changes", async () => {
     const app = await startTestApp(env(), { live: { heartbeatMs: 20 } });
     try {

@@ -126,15 +126,23 @@ async function stream(
     clearInterval(heartbeat);
     subscription.close();
   });
+  let loaded = true;
   try {
     await subscription.ready();
   } catch {
+    loaded = false;
+  }
+  // Gone meanwhile: nothing to say (and not to be handed on: a subscription with no one to close it).
+  if (res.destroyed) {
+    reply.hijack();
+    return undefined;
+  }
+  if (!loaded) {
     subscription.close();
     return "The database is unavailable; try again shortly.";
   }
   subscription.resumeFrom(lastEventId);
   reply.hijack();
-  if (res.destroyed) return undefined;
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
     "cache-control": "no-cache, no-store",
