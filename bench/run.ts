@@ -191,7 +191,7 @@ async function writePath(env: BenchEnvironment, server: ServerProcess, dataset: 
 INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-06-06', :c, 10, 0.83, 10.83);
 `;
   const addOrder = `\\set c random(1, ${customers})
-SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), now() + interval '10 s', :c, '2004-06-06', 10, 0.83, 10.83);
+SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), 10000, :c, '2004-06-06', 10, 0.83, 10.83);
 `;
   const api: number[] = [];
   const raw: number[] = [];

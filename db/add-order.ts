@@ -1,4 +1,4 @@
-// orders.add's database side (migration 0005): add_order() stores the order
+// orders.add's database side (migrations 0005, 0007): add_order() stores the order
 // and its idempotency key in one transaction; settle_write() learns, on
 // another connection, what became of an attempt whose answer didn't come,
 // committing a tombstone when it had stored nothing, so that it never will.
@@ -17,7 +17,7 @@ export interface WriteIdentity {
 }
 
 export interface AddOrderCall extends WriteIdentity {
-  /** Lock waits end here; an attempt that begins after it stores nothing. */
+  /** Lock waits end here (on this process's clock); an attempt that begins after it stores nothing. */
   deadline: Date;
   customerId: number;
   orderDate: string;
@@ -58,7 +58,7 @@ function prepare(db: Database) {
     add: db
       .select(answer)
       .from(
-        sql`add_order(${p("key")}, ${p("fingerprint")}, ${p("attempt")}::uuid, ${p("deadline")}::timestamptz,
+        sql`add_order(${p("key")}, ${p("fingerprint")}, ${p("attempt")}::uuid, ${p("waitMs")}::integer,
           ${p("customerId")}::integer, ${p("orderDate")}::date, ${p("netAmount")}::numeric, ${p("tax")}::numeric,
           ${p("totalAmount")}::numeric)`,
       )
@@ -79,7 +79,9 @@ function statementsOf(db: Database) {
 }
 
 export async function addOrder(db: Database, call: AddOrderCall): Promise<AddOrderResult> {
-  return resultOf(await statementsOf(db).add.execute({ ...call, deadline: call.deadline.toISOString() }));
+  // The time left, not the deadline: PostgreSQL's clock need not agree with ours (migration 0007).
+  const waitMs = Math.max(0, Math.floor(call.deadline.getTime() - Date.now()));
+  return resultOf(await statementsOf(db).add.execute({ ...call, waitMs }));
 }
 
 /**

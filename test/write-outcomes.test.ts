@@ -78,6 +78,26 @@ describe("a retry after midnight", () => {
   });
 });
 
+describe("an app server whose clock disagrees with the database's", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // Its deadlines are its own: PostgreSQL is told the time left, never a time on the app's clock.
+  for (const [label, skewMs] of [
+    ["an hour behind", -3_600_000],
+    ["an hour ahead", 3_600_000],
+  ] as const) {
+    it(`stores its writes when ${label}`, async () => {
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + skewMs, shouldAdvanceTime: true });
+      const net = skewMs < 0 ? "41.41" : "42.42";
+      const order = await server.client.orders.add.mutate({ customerId: 41, netAmount: net, tax: 1 });
+      expect(order.netAmount).toBe(net);
+      expect(await rowsWithNet(db.handle.sql, net)).toBe(1);
+    });
+  }
+});
+
 describe("serialization failures and deadlocks", () => {
   beforeAll(async () => {
     // A trigger that fails an order's first attempts, as a concurrent transaction would.
