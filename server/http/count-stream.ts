@@ -91,9 +91,11 @@ function plainTrpcInput(
   if (names.some((name) => name !== "input") || names.length > 1) return undefined;
   const raw = trpcInput(query.get("input") ?? undefined);
   if (raw === invalid) return undefined;
-  // tRPC hands a reconnecting EventSource's Last-Event-ID to the procedure as input.lastEventId.
+  // tRPC hands a reconnecting EventSource's Last-Event-ID to the procedure as input.lastEventId
+  // (into an object input, or as the input when there is none; any other input is left as it is).
   const last = req.headers["last-event-id"];
-  const merged = typeof last === "string" && last ? { ...(raw ?? {}), lastEventId: last } : raw;
+  const isObject = typeof raw === "object" && raw !== null && !Array.isArray(raw);
+  const merged = last && (isObject || raw == null) ? { ...(isObject ? raw : {}), lastEventId: last } : raw;
   const parsed = watchCountInput.safeParse(merged);
   return parsed.success ? (parsed.data ?? {}) : undefined;
 }
