@@ -127,6 +127,7 @@ describe("orders.watchCount (typed client, SSE)", () => {
     // Any other parameter leaves the request to tRPC's own handler (a lastEventId that matches no event changes nothing).
     const viaTrpc = await sse(`${url}&lastEventId=none`);
     expect(direct.headers.connection).toBe("close");
+    expect(direct.headers["cache-control"]).toMatch(/no-transform/);
     expect(viaTrpc.headers.connection).toBe("keep-alive");
     for (const stream of [direct, viaTrpc]) await stream.waitFor(trpcData(n));
     await psqlInsert(id);

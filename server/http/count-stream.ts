@@ -147,7 +147,8 @@ async function stream(
   reply.hijack();
   res.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-store",
+    // no-transform: a compressing proxy would hold events back to fill its blocks.
+    "cache-control": "no-cache, no-store, no-transform",
     // nginx and the like pass events through at once.
     "x-accel-buffering": "no",
     // Its connection ends with it: kept alive, a drain would wait for it to idle out.
