@@ -3,9 +3,12 @@
 // that validated its own body) is taken as it is instead of being parsed
 // again. Only objects this process built are ever remembered, never one a
 // client sent, so nothing from outside skips validation.
+//
+// The parse is kept on the object itself, under a symbol only this parser
+// knows: nothing a client sends can carry it, no other schema's parser takes
+// it for its own (one WeakMap shared by every schema did), and it dies with
+// the object, with no table to grow and sweep on every hit.
 import type { z } from "zod";
-
-const validated = new WeakMap<object, unknown>();
 
 export interface ParseOnce<TSchema extends z.ZodType> {
   /** For `.input()`: typed like the schema; returns a remembered input as it is. */
@@ -18,21 +21,30 @@ export interface ParseOnce<TSchema extends z.ZodType> {
 
 export function parseOnce<TSchema extends z.ZodType>(schema: TSchema): ParseOnce<TSchema> {
   type Out = z.output<TSchema>;
+  type Marked = { [validated]?: Out };
+  const validated = Symbol("validated input");
   const isObject = (value: unknown): value is object => typeof value === "object" && value !== null;
+  // Not enumerable: serializers, loggers and cache keys never see it. An object that can't take it is parsed again.
+  const remember = (raw: unknown, output: Out) => {
+    if (isObject(raw) && Object.isExtensible(raw)) {
+      Object.defineProperty(raw, validated, { value: output, configurable: true, writable: true });
+    }
+  };
   return {
     parser: {
       _input: undefined as z.input<TSchema>,
       _output: undefined as Out,
-      parse: (raw) => (isObject(raw) && validated.has(raw) ? (validated.get(raw) as Out) : schema.parse(raw)),
+      parse: (raw) =>
+        isObject(raw) && Object.hasOwn(raw, validated) ? ((raw as Marked)[validated] as Out) : schema.parse(raw),
     },
     parse(raw) {
       const result = schema.safeParse(raw);
       if (!result.success) return undefined;
-      if (isObject(raw)) validated.set(raw, result.data);
+      remember(raw, result.data);
       return { input: result.data };
     },
     trusted(value) {
-      validated.set(value, value);
+      remember(value, value);
       return value as z.input<TSchema>;
     },
   };
