@@ -25,7 +25,7 @@ function wrk(url: string): number {
 }
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 0);
-const paths = ["/count", "/trpc/orders.count"];
+const paths = (process.env.BENCH_PATHS ?? "/count,/trpc/orders.count").split(",");
 
 /** A checkout's server, "<dir>" or "<dir>+otel", on the benchmark's database and Valkey. */
 function startApp(spec: string, env: Awaited<ReturnType<typeof createBenchEnvironment>>, profile: string[] = []) {
