@@ -64,6 +64,35 @@ describe("the HTTP fast path", () => {
     expect(changed.headers.get("etag") ?? "").not.toBe(etag);
   });
 
+  it.each([
+    ["the REST count", "/count?customerid=76"],
+    ["a tRPC query", trpcUrl("orders.count", { customerId: 77 })],
+  ])(
+    "answers a miss of %s that comes while another request loads it with that load's answer, as a hit",
+    async (_, path) => {
+      server.logs.length = 0;
+      const misses = () => server.logs.filter((l) => l.msg === "cache miss");
+      // Not an array: postgres.js would wait for its members inside the transaction.
+      const { first, second } = await db.sql.begin(async (tx) => {
+        // The first request's load waits for this transaction.
+        await tx`LOCK TABLE customer_order_stats IN ACCESS EXCLUSIVE MODE`;
+        const first = get(path);
+        await expect.poll(() => misses().length, { interval: 5 }).toBe(1);
+        const second = get(path);
+        await expect.poll(() => misses().length, { interval: 5 }).toBe(2);
+        return { first, second };
+      });
+      // The second joined the first's load in the hit path: its procedure never ran.
+      expect(misses().map((l) => l.joined === true)).toEqual([false, true]);
+      const [firstBody, secondBody] = [await (await first).text(), await (await second).text()];
+      expect(secondBody).toBe(firstBody);
+      for (const header of ["content-type", "vary", "etag"]) {
+        expect((await second).headers.get(header)).toBe((await first).headers.get(header));
+      }
+      expect(outcomes()).toEqual(["cache miss", "cache miss"]);
+    },
+  );
+
   it("leaves batches, invalid input and Cache-Control: no-store to the normal path", async () => {
     await get(trpcUrl("orders.count", { customerId: 74 }));
     server.logs.length = 0;

@@ -79,6 +79,24 @@ describe("the in-process tier", () => {
     expect(await local.find("k", ["a"])).toBeUndefined();
   });
 
+  it("keeps a value this process loaded only under the mirror's current tokens", async () => {
+    const { local, feed } = tier();
+    fetched(local, "k", ["a"], "e1,a1"); // the miss's lookup: tokens, no entry
+    local.offer("k", ["a"], "e1,a1", "1", 60_000);
+    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+    // A write retired the tokens the load ran under while it ran: its value is not kept.
+    fetched(local, "j", ["b"], "e1,b1");
+    feed.change(["b"]);
+    local.offer("j", ["b"], "e1,b1", "1", 60_000);
+    fetched(local, "j", ["b"], "e1,b2");
+    expect(await local.find("j", ["b"])).toBeUndefined();
+    // Nor while the feed is down.
+    feed.live = false;
+    local.offer("k", ["a"], "e1,a1", "2", 60_000);
+    feed.live = true;
+    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+  });
+
   it("fills in a tag after a lookup that marked it failed", async () => {
     const { local } = tier();
     local.beginFetch(["a"]); // its Valkey read failed: never completed

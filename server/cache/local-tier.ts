@@ -114,6 +114,18 @@ export class LocalTier {
     this.report();
   }
 
+  /**
+   * A value this process just loaded and stored under `tokens`: kept as a copy
+   * when they are the tags' current tokens by the mirror (as completeFetch
+   * keeps one read from Valkey), so the hits after a write's reload don't each
+   * go to Valkey first to find it.
+   */
+  offer(key: string, tags: readonly string[], tokens: string, payload: string, ttlMs: number): void {
+    if (!this.options.feed.live || this.tokens(tags) !== tokens) return;
+    this.entries.set(key, { tokens, payload }, { ttl: ttlMs });
+    this.report();
+  }
+
   /** The tags' current tokens (the epoch's first), joined as entries store them; undefined if one is unknown. */
   private tokens(tags: readonly string[]): string | undefined {
     const epoch = this.versions.get(epochTag);

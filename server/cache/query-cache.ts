@@ -59,6 +59,13 @@ export interface Cache {
   /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. Never loads or stores. */
   lookup(request: ReadRequest): Promise<Lookup>;
   /**
+   * A miss whose entry is being loaded by another call under the same tokens
+   * (so after the same writes): that load's serialized value, as a hit would
+   * answer it, or undefined if the load fails; undefined at once when no such
+   * load runs. Lets a miss be answered without running its procedure.
+   */
+  joinLoad(request: ReadRequest, lookup: Lookup): Promise<string | undefined> | undefined;
+  /**
    * Gives each tag a new token, trying the store even while the breaker is
    * open; resolves false if the store could not be told (the breaker then
    * stays open until a recovery during which no bump failed).
@@ -95,6 +102,14 @@ export interface QueryCacheOptions {
   /** The in-process tier, asked before Valkey (local-tier.ts). */
   local?: LocalTier;
 }
+
+/** A load under a lookup's tokens: its value, and that value as an entry stores it. */
+interface Loaded {
+  value: unknown;
+  payload: string;
+}
+
+const flightKey = (key: string, tokens: string) => `${key}|${tokens}`;
 
 export class QueryCache implements Cache {
   private readonly breaker: Breaker;
@@ -190,15 +205,34 @@ export class QueryCache implements Cache {
     const loaded = async () => {
       const value = await load();
       metrics.cacheLoads.inc({ procedure: request.procedure });
-      if (tokens !== undefined) await this.store(key, tokens, value, request.ttlSeconds ?? this.options.ttlSeconds);
       return value;
     };
     // Bypassing, nothing pins the data's version: share only a database read that starts after this
     // call arrived, so it sees every write acknowledged before (by this instance or any other).
     if (tokens === undefined) return this.flights.runFresh(`${key}|bypass`, loaded);
+    const loadedAndStored = async (): Promise<Loaded> => {
+      const value = await loaded();
+      const payload = superjson.stringify(value);
+      const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
+      await this.store(key, tokens, payload, ttlSeconds);
+      this.options.local?.offer(key, request.tags, tokens, payload, ttlSeconds * 1000);
+      return { value, payload };
+    };
     // Keyed by the tags' tokens: a call that joins, or comes just after, takes a value read after the
     // same versions, as a hit on the stored entry would.
-    return this.flights.run(`${key}|${tokens}`, loaded, 500);
+    return (await this.flights.run(flightKey(key, tokens), loadedAndStored, 500)).value as T;
+  }
+
+  joinLoad(request: ReadRequest, { key, tokens }: Lookup): Promise<string | undefined> | undefined {
+    if (tokens === undefined) return undefined;
+    const flight = this.flights.running<Loaded>(flightKey(key, tokens));
+    if (!flight) return undefined;
+    this.options.metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
+    this.options.log.debug({ key, joined: true }, "cache miss");
+    return flight.then(
+      ({ payload }) => payload,
+      () => undefined,
+    );
   }
 
   async lookup(request: ReadRequest): Promise<Lookup> {
@@ -304,11 +338,11 @@ export class QueryCache implements Cache {
     );
   }
 
-  private async store(key: string, tokens: string, value: unknown, ttlSeconds: number): Promise<void> {
+  private async store(key: string, tokens: string, payload: string, ttlSeconds: number): Promise<void> {
     await this.options.beforeStore?.(key);
     try {
       await this.breaker.run("store", () =>
-        this.options.store.mset([{ key, value: `${tokens}\n${superjson.stringify(value)}`, ttlSeconds }]),
+        this.options.store.mset([{ key, value: `${tokens}\n${payload}`, ttlSeconds }]),
       );
       this.options.log.debug({ key, ttlSeconds }, "cache store");
     } catch (error) {

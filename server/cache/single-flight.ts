@@ -51,6 +51,11 @@ export class SingleFlight {
     return next;
   }
 
+  /** The load running (or lingering) under `key`, to share its outcome without starting one. */
+  running<T>(key: string): Promise<T> | undefined {
+    return this.flights.get(key) as Promise<T> | undefined;
+  }
+
   get size(): number {
     return this.flights.size;
   }

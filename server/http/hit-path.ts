@@ -89,13 +89,18 @@ export class HitPath {
     const parsed = policy.parse(raw);
     if (!parsed) return false; // the procedure reports what is wrong
     const stop = ctx.metrics.procedureDuration.startTimer({ procedure: policy.procedure, type: "query" });
+    const request = policy.request(parsed.input, ctx);
     let lookup: Awaited<ReturnType<Context["cache"]["lookup"]>>;
     try {
-      lookup = await ctx.cache.lookup(policy.request(parsed.input, ctx));
+      lookup = await ctx.cache.lookup(request);
     } catch {
       return false;
     }
-    const { payload, tokens } = lookup;
+    const { tokens } = lookup;
+    // A miss whose entry another request is loading takes that load's answer here, as a hit, rather
+    // than running the procedure only to join the same load: after each write, that was every
+    // request to arrive while its entry was reloaded.
+    const payload = lookup.payload ?? (await ctx.cache.joinLoad(request, lookup));
     if (payload === undefined || tokens === undefined) {
       found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup });
       return false;

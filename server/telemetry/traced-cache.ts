@@ -39,6 +39,7 @@ export function tracedCache(cache: Cache, tracer: Tracer): Cache {
         found,
       );
     },
+    joinLoad: (request, found) => cache.joinLoad(request, found),
     invalidate: (tags) =>
       inSpan(tracer, "cache invalidate", { attributes: { "cache.tags": [...tags] } }, async (span) => {
         const told = await cache.invalidate(tags);
