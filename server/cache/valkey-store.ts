@@ -69,16 +69,14 @@ export class ValkeyStore implements CacheStore {
     return this.client.mget(...keys);
   }
 
+  /**
+   * One SET per entry, not a pipeline of its own: auto-pipelining sends every
+   * command issued in the same tick in one write, so the bumps and stores of
+   * concurrent requests share a socket write (an explicit pipeline is always
+   * one write per call). Nothing here needs the SETs to be atomic.
+   */
   async mset(entries: readonly StoreEntry[]): Promise<void> {
-    if (this.cluster) {
-      await Promise.all(entries.map(({ key, value, ttlSeconds }) => this.client.set(key, value, "EX", ttlSeconds)));
-      return;
-    }
-    const pipeline = this.client.pipeline();
-    for (const { key, value, ttlSeconds } of entries) pipeline.set(key, value, "EX", ttlSeconds);
-    const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([error]) => error);
-    if (failed?.[0]) throw failed[0];
+    await Promise.all(entries.map(({ key, value, ttlSeconds }) => this.client.set(key, value, "EX", ttlSeconds)));
   }
 
   async setIfAbsent({ key, value, ttlSeconds }: StoreEntry): Promise<string> {
