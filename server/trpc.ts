@@ -94,11 +94,11 @@ const unavailable = () =>
  * level of tRPC's chain costs a copy of the call's options.
  */
 const guarded = t.middleware(async ({ ctx, path, type, next }) => {
-  const answerBy = Date.now() + ctx.databaseTimeoutMs;
+  const answerBy = ctx.prefetched?.answerBy ?? Date.now() + ctx.databaseTimeoutMs;
   const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    if (type !== "mutation") timer = setTimeout(() => reject(unavailable()), ctx.databaseTimeoutMs);
+    if (type !== "mutation") timer = setTimeout(() => reject(unavailable()), Math.max(0, answerBy - Date.now()));
   });
   try {
     const result = await Promise.race([next({ ctx: { answerBy } }), timeout]);

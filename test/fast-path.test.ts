@@ -3,12 +3,13 @@
 // never an entry a write has retired.
 import superjson from "superjson";
 import { beforeAll, describe, expect, inject, it } from "vitest";
-import { useApp } from "./support/app.ts";
+import { startTestApp, useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { cachePrefix } from "./support/valkey.ts";
 
 const db = useTestDatabase("seeded");
-const server = useApp(() => ({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() }));
+const env = () => ({ DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() });
+const server = useApp(env);
 beforeAll(async () => {
   expect(await server.app.cache.ready(5000)).toBe(true);
 });
@@ -92,6 +93,35 @@ describe("the HTTP fast path", () => {
       expect(outcomes()).toEqual(["cache miss", "cache miss"]);
     },
   );
+
+  it("answers a request that joined a load within its own budget, when the load outlasts it", async () => {
+    const app = await startTestApp({ ...env(), DATABASE_TIMEOUT_SECONDS: "1" });
+    try {
+      const misses = () => app.logs.filter((l) => l.msg === "cache miss");
+      const url = `${app.url}/count?customerid=78`;
+      await db.sql.begin(async (tx) => {
+        // Held past both requests' budgets: each must answer while it is still held.
+        await tx`LOCK TABLE customer_order_stats IN ACCESS EXCLUSIVE MODE`;
+        // The budget is a deadline the caller is promised (DATABASE_TIMEOUT_SECONDS), not a speed: a
+        // joiner that waited its whole budget on the load and then got a new one answered after two.
+        const answered = async (sent: number, response: Promise<Response>) => {
+          const { status } = await response;
+          return { status, withinBudget: Date.now() - sent < 1500 };
+        };
+        const first = answered(Date.now(), fetch(url));
+        await expect.poll(() => misses().length, { interval: 5 }).toBe(1);
+        const second = answered(Date.now(), fetch(url));
+        await expect.poll(() => misses().length, { interval: 5 }).toBe(2);
+        expect(misses()[1]?.joined).toBe(true);
+        expect(await Promise.all([first, second])).toEqual([
+          { status: 503, withinBudget: true },
+          { status: 503, withinBudget: true },
+        ]);
+      });
+    } finally {
+      await app.close();
+    }
+  });
 
   it("leaves batches, invalid input and Cache-Control: no-store to the normal path", async () => {
     await get(trpcUrl("orders.count", { customerId: 74 }));

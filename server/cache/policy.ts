@@ -38,6 +38,8 @@ export interface Prefetched {
   raw: unknown;
   input: unknown;
   lookup: Lookup;
+  /** When the request must have its answer (epoch ms): its budget counts from its arrival, not from tRPC's turn. */
+  answerBy: number;
 }
 
 export function declarePolicy<TSchema extends z.ZodType>(policy: CachePolicy<TSchema>): DeclaredPolicy<TSchema> {

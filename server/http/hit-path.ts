@@ -89,6 +89,7 @@ export class HitPath {
     const parsed = policy.parse(raw);
     if (!parsed) return false; // the procedure reports what is wrong
     const stop = ctx.metrics.procedureDuration.startTimer({ procedure: policy.procedure, type: "query" });
+    const answerBy = Date.now() + ctx.databaseTimeoutMs;
     const request = policy.request(parsed.input, ctx);
     let lookup: Awaited<ReturnType<Context["cache"]["lookup"]>>;
     try {
@@ -100,9 +101,11 @@ export class HitPath {
     // A miss whose entry another request is loading takes that load's answer here, as a hit, rather
     // than running the procedure only to join the same load: after each write, that was every
     // request to arrive while its entry was reloaded.
-    const payload = lookup.payload ?? (await ctx.cache.joinLoad(request, lookup));
+    // A load that outlasts the request's budget leaves it to the procedure, which answers in its own shape
+    // that the database is unavailable.
+    const payload = lookup.payload ?? (await before(ctx.cache.joinLoad(request, lookup), answerBy));
     if (payload === undefined || tokens === undefined) {
-      found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup });
+      found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup, answerBy });
       return false;
     }
     const etag = etagOf(tokens);
@@ -142,6 +145,20 @@ export function trpcInput(input: string | undefined): unknown | typeof invalid {
     return superjson.deserialize(JSON.parse(input));
   } catch {
     return invalid;
+  }
+}
+
+/** What `work` resolves to, or undefined if it hasn't by `deadline` (epoch ms). */
+async function before<T>(work: Promise<T | undefined> | undefined, deadline: number): Promise<T | undefined> {
+  if (!work) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
