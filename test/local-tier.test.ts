@@ -90,6 +90,10 @@ describe("the in-process tier", () => {
     local.offer("j", ["b"], "e1,b1", "1", 60_000);
     fetched(local, "j", ["b"], "e1,b2");
     expect(await local.find("j", ["b"])).toBeUndefined();
+    // Nor without a lifetime (the LRU would keep it for good).
+    fetched(local, "i", ["c"], "e1,c1");
+    local.offer("i", ["c"], "e1,c1", "1", 0);
+    expect(await local.find("i", ["c"])).toBeUndefined();
     // Nor while the feed is down.
     feed.live = false;
     local.offer("k", ["a"], "e1,a1", "2", 60_000);

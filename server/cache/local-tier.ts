@@ -121,7 +121,8 @@ export class LocalTier {
    * go to Valkey first to find it.
    */
   offer(key: string, tags: readonly string[], tokens: string, payload: string, ttlMs: number): void {
-    if (!this.options.feed.live || this.tokens(tags) !== tokens) return;
+    // (A TTL of 0 would mean "forever" to the LRU.)
+    if (!this.options.feed.live || ttlMs <= 0 || this.tokens(tags) !== tokens) return;
     this.entries.set(key, { tokens, payload }, { ttl: ttlMs });
     this.report();
   }
