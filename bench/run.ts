@@ -181,9 +181,11 @@ async function pgbench(env: BenchEnvironment, script: string): Promise<number> {
  * The write path against PostgreSQL's own ceiling, in one run, alternating so
  * drift in the machine's load weighs on both: POST /add/ alone (a fresh key
  * per request) and pgbench's plain INSERT into the same table with every user
- * trigger disabled; then pgbench calling add_order() itself (what one API write
- * costs PostgreSQL). Afterwards the triggers are back, the aggregates rebuilt
- * and the cache retired (the trigger-less inserts were not logged).
+ * trigger disabled, and the floor of any API write on this machine: a bare
+ * node:http server making the same add_order() call and tag SETs, nothing else
+ * (bench/bare-write-server.ts); then pgbench calling add_order() itself (what
+ * one API write costs PostgreSQL). Afterwards the triggers are back, the
+ * aggregates rebuilt and the cache retired (the trigger-less inserts were not logged).
  */
 async function writePath(env: BenchEnvironment, server: ServerProcess, dataset: string) {
   const sql = postgres(env.databaseUrl, { max: 1, onnotice: () => {} });
@@ -194,11 +196,20 @@ INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES (
 SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), 10000, :c, '2004-06-06', 10, 0.83, 10.83);
 `;
   const api: number[] = [];
+  const floor: number[] = [];
   const raw: number[] = [];
+  const bare = await startServerProcess(
+    { DATABASE_URL: env.databaseUrl, VALKEY_URL: env.valkeyUrl, CACHE_PREFIX: env.prefix },
+    ["node", "--import", "tsx", "bench/bare-write-server.ts"],
+  );
   try {
     for (const round of [1, 2]) {
       api.push(
         (await measure(`POST /add/ only, a fresh key each (${round})`, dataset, server, [addHot])).requestsPerSecond,
+      );
+      floor.push(
+        (await measure(`POST /add/ only, bare write server: the floor (${round})`, dataset, bare, [addHot]))
+          .requestsPerSecond,
       );
       await sql`ALTER TABLE orders DISABLE TRIGGER USER`;
       try {
@@ -209,10 +220,12 @@ SELECT * FROM add_order(gen_random_uuid()::text, 'bench', gen_random_uuid(), 100
     }
     const inSql = await pgbench(env, addOrder);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const share = (xs: number[]) => `${((mean(xs) / mean(raw)) * 100).toFixed(1)} %`;
     notes.push(
-      `${dataset} write path: POST /add/ alone ${api.map(Math.round).join(" / ")}/s against pgbench's plain INSERT with every user trigger disabled ${raw.map(Math.round).join(" / ")}/s (same table, 32 connections, alternating): **${((mean(api) / mean(raw)) * 100).toFixed(1)} %**; pgbench calling add_order() (the API's whole transaction, triggers on) ${Math.round(inSql)}/s`,
+      `${dataset} write path: POST /add/ alone ${api.map(Math.round).join(" / ")}/s against pgbench's plain INSERT with every user trigger disabled ${raw.map(Math.round).join(" / ")}/s (same table, 32 connections, alternating): **${share(api)}**; the bare write server (the floor: node:http, the same add_order() call and tag SETs, nothing else) ${floor.map(Math.round).join(" / ")}/s: **${share(floor)}**; pgbench calling add_order() (the API's whole transaction, triggers on) ${Math.round(inSql)}/s`,
     );
   } finally {
+    await bare.stop();
     await sql`ALTER TABLE orders ENABLE TRIGGER USER`;
     await sql`SELECT * FROM order_aggregates_rebuild()`;
     await sql`INSERT INTO cache.change_log (tags) VALUES (ARRAY['*'])`; // the unlogged inserts: retire everything
