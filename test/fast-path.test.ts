@@ -66,6 +66,25 @@ describe("the HTTP fast path", () => {
   });
 
   it.each([
+    ["the REST count", 74, "/count?customerid=74", (body: string) => (JSON.parse(body) as { count: number }).count],
+    [
+      "a tRPC query",
+      75,
+      trpcUrl("orders.count", { customerId: 75 }),
+      (body: string) => (JSON.parse(body) as { result: { data: { json: { count: number } } } }).result.data.json.count,
+    ],
+  ])("answers the same URL, hit again after a write, with the new value (%s)", async (_, customerId, path, countOf) => {
+    await get(path);
+    const before = await (await get(path)).text();
+    expect(await (await get(path)).text()).toBe(before); // the URL's response is kept now
+    await server.client.orders.add.mutate({ customerId, netAmount: 1, tax: 0 });
+    await get(path); // the miss that reloads it
+    const after = await get(path);
+    expect(outcomes().at(-1)).toBe("cache hit");
+    expect(countOf(await after.text())).toBe(countOf(before) + 1);
+  });
+
+  it.each([
     ["the REST count", "/count?customerid=76"],
     ["a tRPC query", trpcUrl("orders.count", { customerId: 77 })],
   ])(

@@ -6,9 +6,15 @@
 // was found (its parsed input and its lookup), so it neither parses nor looks
 // up twice. Only the request's Host is checked here first (the one check
 // Fastify makes on every request before a route); writes never come here.
-import type { IncomingMessage, ServerResponse } from "node:http";
+//
+// Parsing a URL's input is pure, so what a URL reads as is kept (a bounded LRU
+// by the URL as sent), with its last response: a hot URL is parsed once and
+// rendered once per version of its entry (its tags' tokens), not per request.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
+import { LRUCache } from "lru-cache";
 import superjson from "superjson";
 import type { DeclaredPolicy, Prefetched } from "../cache/policy.ts";
+import type { ReadRequest } from "../cache/query-cache.ts";
 import type { Context } from "../trpc.ts";
 import { bypassesCache, contextFor } from "./request-context.ts";
 
@@ -51,7 +57,29 @@ export function missEtag(req: IncomingMessage): string | undefined {
   return tokens === undefined ? undefined : etagOf(tokens);
 }
 
+/** What one URL of a cached route reads as, and the last response it was answered with. */
+export interface PreparedHit {
+  route: HitRoute;
+  /** Undefined when the URL's input is not valid: the route says what is wrong. */
+  read?: { raw: unknown; input: unknown; request: ReadRequest };
+  last?: Rendered;
+}
+
+/** A response for one version of an entry: the same tokens and payload give the same bytes. */
+interface Rendered {
+  tokens: string;
+  payload: string;
+  body: string;
+  headers: OutgoingHttpHeaders;
+  notModified: OutgoingHttpHeaders;
+}
+
+// Hot URLs are few; a client sending ever new ones only churns this bound.
+const maxPreparedUrls = 10_000;
+
 export class HitPath {
+  private readonly prepared = new LRUCache<string, PreparedHit>({ max: maxPreparedUrls });
+
   constructor(
     private readonly context: Context,
     private readonly routes: ReadonlyMap<string, HitRoute>,
@@ -59,41 +87,33 @@ export class HitPath {
     private readonly hostAllowed: (host: string | undefined) => boolean,
   ) {}
 
-  /** The route this request may be a hit of, or undefined: decided without waiting. */
-  match(req: IncomingMessage): { route: HitRoute; query: Record<string, string> } | undefined {
+  /** The cached route this request may be a hit of, as its URL reads, or undefined: decided without waiting. */
+  match(req: IncomingMessage): PreparedHit | undefined {
     if (req.method !== "GET" || !this.hostAllowed(req.headers.host) || bypassesCache(req)) return undefined;
     const target = req.url ?? "/";
-    const mark = target.indexOf("?");
-    const path = mark === -1 ? target : target.slice(0, mark);
-    // As FastAPI, of repeated parameters the last one counts.
-    const query = mark === -1 ? {} : Object.fromEntries(new URLSearchParams(target.slice(mark + 1)));
-    const route = this.routes.get(path) ?? this.trpcRoute(path, query);
-    return route && { route, query };
+    const known = this.prepared.get(target);
+    if (known) return known;
+    const prepared = this.prepare(target);
+    if (prepared) this.prepared.set(target, prepared);
+    return prepared;
   }
 
   /** Sends the cached response and returns true; or returns false and leaves the request to Fastify. */
-  async serve(
-    req: IncomingMessage,
-    res: ServerResponse,
-    { route, query }: { route: HitRoute; query: Record<string, string> },
-  ): Promise<boolean> {
-    const { policy, rendering } = route;
-    const raw = route.input(query);
-    if (raw === invalid) return false; // the route says what is wrong
+  async serve(req: IncomingMessage, res: ServerResponse, prepared: PreparedHit): Promise<boolean> {
+    const { route, read } = prepared;
+    if (!read) return false; // the route (or the procedure) says what is wrong
+    const { policy } = route;
     const ctx = contextFor(this.context, req);
     try {
       policy.authorize?.(ctx);
     } catch {
       return false; // the procedure refuses it, in its own words
     }
-    const parsed = policy.parse(raw);
-    if (!parsed) return false; // the procedure reports what is wrong
     const stop = ctx.metrics.procedureDuration.startTimer({ procedure: policy.procedure, type: "query" });
     const answerBy = Date.now() + ctx.databaseTimeoutMs;
-    const request = policy.request(parsed.input, ctx);
     let lookup: Awaited<ReturnType<Context["cache"]["lookup"]>>;
     try {
-      lookup = await ctx.cache.lookup(request);
+      lookup = await ctx.cache.lookup(read.request);
     } catch {
       return false;
     }
@@ -103,26 +123,35 @@ export class HitPath {
     // request to arrive while its entry was reloaded.
     // A load that outlasts the request's budget leaves it to the procedure, which answers in its own shape
     // that the database is unavailable.
-    const payload = lookup.payload ?? (await before(ctx.cache.joinLoad(request, lookup), answerBy));
+    const payload = lookup.payload ?? (await before(ctx.cache.joinLoad(read.request, lookup), answerBy));
     if (payload === undefined || tokens === undefined) {
-      found.set(req, { procedure: policy.procedure, raw, input: parsed.input, lookup, answerBy });
+      found.set(req, { procedure: policy.procedure, raw: read.raw, input: read.input, lookup, answerBy });
       return false;
     }
-    const etag = etagOf(tokens);
-    if (matches(req.headers["if-none-match"], etag)) res.writeHead(304, { etag, ...rendering.headers }).end();
-    else {
-      const body = rendering.body(payload);
-      res
-        .writeHead(200, {
-          "content-type": rendering.contentType,
-          "content-length": Buffer.byteLength(body),
-          etag,
-          ...rendering.headers,
-        })
-        .end(body);
+    let rendered = prepared.last;
+    if (rendered?.tokens !== tokens || rendered.payload !== payload) {
+      rendered = prepared.last = render(route.rendering, tokens, payload);
     }
+    const etag = rendered.headers.etag as string;
+    if (matches(req.headers["if-none-match"], etag)) res.writeHead(304, rendered.notModified).end();
+    else res.writeHead(200, rendered.headers).end(rendered.body);
     stop({ outcome: "ok" });
     return true;
+  }
+
+  /** What a URL reads as, if it names a cached route. */
+  private prepare(target: string): PreparedHit | undefined {
+    const mark = target.indexOf("?");
+    const path = mark === -1 ? target : target.slice(0, mark);
+    // As FastAPI, of repeated parameters the last one counts.
+    const query = mark === -1 ? {} : Object.fromEntries(new URLSearchParams(target.slice(mark + 1)));
+    const route = this.routes.get(path) ?? this.trpcRoute(path, query);
+    if (!route) return undefined;
+    const raw = route.input(query);
+    const parsed = raw === invalid ? undefined : route.policy.parse(raw);
+    if (!parsed) return { route };
+    // The hit path never serves a no-store request, so the shared context's cache mode is every hit's.
+    return { route, read: { raw, input: parsed.input, request: route.policy.request(parsed.input, this.context) } };
   }
 
   /** A single (not batched) tRPC query of a cached procedure. */
@@ -136,6 +165,23 @@ export class HitPath {
       input: ({ input }) => trpcInput(input),
     };
   }
+}
+
+function render(rendering: Rendering, tokens: string, payload: string): Rendered {
+  const etag = etagOf(tokens);
+  const body = rendering.body(payload);
+  return {
+    tokens,
+    payload,
+    body,
+    headers: {
+      "content-type": rendering.contentType,
+      "content-length": Buffer.byteLength(body),
+      etag,
+      ...rendering.headers,
+    },
+    notModified: { etag, ...rendering.headers },
+  };
 }
 
 /** A tRPC GET's `input` parameter as tRPC reads it (JSON, then superjson); `invalid` leaves the request to tRPC, which says what is wrong. */
