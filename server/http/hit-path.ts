@@ -7,8 +7,8 @@
 // up twice. Only the request's Host is checked here first (the one check
 // Fastify makes on every request before a route); writes never come here.
 //
-// Parsing a URL's input is pure, so what a URL reads as is kept (a bounded LRU
-// by the URL as sent), with its last response: a hot URL is parsed once and
+// Parsing a URL's input is pure, so what a URL reads as is kept (an LRU bounded
+// in bytes, by the URL as sent), with its last response: a hot URL is parsed once and
 // rendered once per version of its entry (its tags' tokens), not per request.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { LRUCache } from "lru-cache";
@@ -59,6 +59,8 @@ export function missEtag(req: IncomingMessage): string | undefined {
 
 /** What one URL of a cached route reads as, and the last response it was answered with. */
 export interface PreparedHit {
+  /** The URL as sent: the memo's key. */
+  target: string;
   route: HitRoute;
   /** Undefined when the URL's input is not valid: the route says what is wrong. */
   read?: { raw: unknown; input: unknown; request: ReadRequest };
@@ -74,11 +76,13 @@ interface Rendered {
   notModified: OutgoingHttpHeaders;
 }
 
-// Hot URLs are few; a client sending ever new ones only churns this bound.
-const maxPreparedUrls = 10_000;
+// Hot URLs are few; a client sending ever new (or long) ones only churns this bound. In bytes, estimated
+// from string lengths: the URL twice (key and target), the last body, and the rest.
+const preparedBytes = 8 * 1024 * 1024;
+const sizeOf = ({ target, last }: PreparedHit) => (2 * target.length + (last?.body.length ?? 0)) * 2 + 1024;
 
 export class HitPath {
-  private readonly prepared = new LRUCache<string, PreparedHit>({ max: maxPreparedUrls });
+  private readonly prepared = new LRUCache<string, PreparedHit>({ maxSize: preparedBytes, sizeCalculation: sizeOf });
 
   constructor(
     private readonly context: Context,
@@ -131,6 +135,7 @@ export class HitPath {
     let rendered = prepared.last;
     if (rendered?.tokens !== tokens || rendered.payload !== payload) {
       rendered = prepared.last = render(route.rendering, tokens, payload);
+      this.prepared.set(prepared.target, prepared); // its size changed with the body
     }
     const etag = rendered.headers.etag as string;
     if (matches(req.headers["if-none-match"], etag)) res.writeHead(304, rendered.notModified).end();
@@ -149,9 +154,10 @@ export class HitPath {
     if (!route) return undefined;
     const raw = route.input(query);
     const parsed = raw === invalid ? undefined : route.policy.parse(raw);
-    if (!parsed) return { route };
+    if (!parsed) return { target, route };
     // The hit path never serves a no-store request, so the shared context's cache mode is every hit's.
-    return { route, read: { raw, input: parsed.input, request: route.policy.request(parsed.input, this.context) } };
+    const request = route.policy.request(parsed.input, this.context);
+    return { target, route, read: { raw, input: parsed.input, request } };
   }
 
   /** A single (not batched) tRPC query of a cached procedure. */
