@@ -22,13 +22,26 @@ const secretPolicy = declarePolicy({
     if (ctx.authorization !== "Bearer open-sesame") throw new TRPCError({ code: "UNAUTHORIZED", message: "no" });
   },
 });
+// A parser that throws (a bug, or an input past what it can take) rather than reporting an issue.
+const brittlePolicy = declarePolicy({
+  procedure: "brittle.count",
+  input: z.object({ shelf: z.number() }).refine(() => {
+    throw new Error("the parser broke");
+  }),
+  tags: ({ shelf }) => [`brittle:${shelf}`],
+});
 let loads = 0;
 const count = cachedQuery(
   secretPolicy,
   { summary: "a secret count", output: z.object({ count: z.number() }), example: { shelf: 1 } },
   async () => ({ count: ++loads }),
 );
-const procedures = { secret: { count }, misnamed: { count } };
+const brittle = cachedQuery(
+  brittlePolicy,
+  { summary: "a count whose parser throws", output: z.object({ count: z.number() }), example: { shelf: 1 } },
+  async () => ({ count: 0 }),
+);
+const procedures = { secret: { count }, misnamed: { count }, brittle: { count: brittle } };
 const testRouter = router(procedures);
 
 const db = useTestDatabase("seeded");
@@ -36,7 +49,7 @@ const server = useFixture<TestApp>(
   () =>
     startTestApp(
       { DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() },
-      { api: { procedures, policies: policyRegistry([secretPolicy]) } },
+      { api: { procedures, policies: policyRegistry([secretPolicy, brittlePolicy]) } },
     ),
   (app) => app.close(),
 );
@@ -87,4 +100,16 @@ it("can't be used by a procedure it doesn't name", async () => {
   await expect(caller.misnamed.count({ shelf: 3 })).rejects.toThrow(
     /policy of secret\.count is used by misnamed\.count/,
   );
+});
+
+it("leaves a URL whose parser throws to tRPC, which answers it, and the server goes on", async () => {
+  const brittleUrl = `${server.url}/trpc/brittle.count?input=${encodeURIComponent(superjson.stringify({ shelf: 1 }))}`;
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(brittleUrl);
+    expect(res.status).toBe(400); // tRPC takes whatever its input parser throws for a bad input
+    expect(((await res.json()) as { error: { json: { data: { code: string } } } }).error.json.data.code).toBe(
+      "BAD_REQUEST",
+    );
+  }
+  expect((await fetch(url(4), { headers: authorized })).status).toBe(200);
 });

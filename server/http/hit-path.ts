@@ -97,7 +97,12 @@ export class HitPath {
     const target = req.url ?? "/";
     const known = this.prepared.get(target);
     if (known) return known;
-    const prepared = this.prepare(target);
+    let prepared: PreparedHit | undefined;
+    try {
+      prepared = this.prepare(target);
+    } catch {
+      return undefined; // an input that makes a parser throw (say, nested past the stack): Fastify answers it
+    }
     if (prepared) this.prepared.set(target, prepared);
     return prepared;
   }
