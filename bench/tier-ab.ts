@@ -33,7 +33,7 @@ async function wrk(url: string, pid: number): Promise<{ rate: number; summary: s
   const requests = Number(/(\d+) requests in/.exec(output)?.[1] ?? 0);
   const rate = Number(/Requests\/sec:\s+([\d.]+)/.exec(output)?.[1] ?? 0);
   if (/Non-2xx/.test(output)) throw new Error(`wrk: ${output}`);
-  const summary = `${rate.toFixed(0)}/s, p99 ${/99%\s+(\S+)/.exec(output)?.[1]}, server CPU ${((used * 1e6) / requests).toFixed(0)} µs/request`;
+  const summary = `${rate.toFixed(0)}/s, p99 ${/^\s+99%\s+(\S+)/m.exec(output)?.[1]}, server CPU ${((used * 1e6) / requests).toFixed(0)} µs/request`;
   return { rate, summary };
 }
 

@@ -7,6 +7,7 @@ import { epochTag, tagKey } from "../server/cache/keys.ts";
 import { type TagChange, TagTracking } from "../server/cache/tag-tracking.ts";
 import { createLogger } from "../server/logger.ts";
 import { useFixture } from "./support/fixture.ts";
+import { TcpProxy } from "./support/tcp-proxy.ts";
 import { cachePrefix, valkeyClient } from "./support/valkey.ts";
 
 const prefix = cachePrefix();
@@ -75,5 +76,36 @@ describe("the tag-change feed", () => {
     await valkey.set(tagKey(prefix, "orders:customer:1"), "after");
     expect(await tracking.barrier()).toBe(true);
     expect(changes).toEqual([["orders:customer:1"]]);
+  });
+
+  it("gives a barrier up at its timeout when the PING is not answered, and makes the connection again once it is hung", async () => {
+    const url = inject("valkeyUrl");
+    const target = new URL(url);
+    const proxy = await TcpProxy.start({ host: target.hostname, port: Number(target.port || 6379) });
+    const states: [boolean, string][] = [];
+    const feed = new TagTracking({
+      url: proxy.url(url),
+      prefix,
+      log: createLogger("silent"),
+      barrierTimeoutMs: 50,
+      hungAfterMs: 300,
+      onStateChange: (live, reason) => states.push([live, reason]),
+    });
+    try {
+      feed.start();
+      await expect.poll(() => feed.live, { timeout: 5000 }).toBe(true);
+      proxy.holdReplies();
+      // Each barrier gives up by itself; the reads it held go to Valkey.
+      expect(await feed.barrier()).toBe(false);
+      expect(await feed.barrier()).toBe(false);
+      await expect.poll(() => feed.live, { timeout: 5000 }).toBe(false);
+      expect(states.at(-1)).toEqual([false, "no answer to a barrier PING within 300 ms"]);
+      proxy.restore();
+      await expect.poll(() => feed.live, { timeout: 5000 }).toBe(true);
+      expect(await feed.barrier()).toBe(true);
+    } finally {
+      await feed.close();
+      await proxy.close();
+    }
   });
 });
