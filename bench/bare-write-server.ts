@@ -1,15 +1,16 @@
 // The floor of an API write on this machine: a bare node:http server doing the
 // least any write of ours must do (read the JSON body, one prepared add_order()
-// call through a pool of postgres.js connections as the app's, SET three new
+// call through a pool of postgres.js connections sized as the app's, SET three new
 // tag tokens through iovalkey with auto-pipelining, answer the order as JSON),
 // with nothing else of the app: no Fastify, tRPC, zod, metrics or settling.
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import { Valkey } from "iovalkey";
 import postgres from "postgres";
+import { loadConfig } from "../server/config.ts";
 
 const sql = postgres(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres", {
-  max: 10,
+  max: loadConfig().databasePoolSize, // as the app's pool
   onnotice: () => {},
 });
 const valkey = new Valkey(process.env.VALKEY_URL ?? "redis://127.0.0.1:6379", { enableAutoPipelining: true });

@@ -64,6 +64,7 @@ async function startServing(listener: Listener, config: Config, log: Logger, ove
   const database =
     overrides.database ??
     (await openDatabase(config.databaseUrl, config.dataDir, {
+      max: config.databasePoolSize,
       timeoutSeconds: config.databaseTimeoutSeconds,
       tracing: overrides.tracing,
     }));

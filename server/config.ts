@@ -1,5 +1,6 @@
 // Configuration is read once, at start-up, from the environment. A bad value
 // stops start-up with a message naming the variable, never a half-configured server.
+import { availableParallelism } from "node:os";
 import { z } from "zod";
 import { maskSecrets } from "./secrets.ts";
 
@@ -51,6 +52,7 @@ const envSchema = z.object({
       .default(64 * 1024 * 1024),
   ),
   DATABASE_TIMEOUT_SECONDS: positiveInt.default(10),
+  DATABASE_POOL_SIZE: positiveInt.optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   HOST: z.string().min(1).default("127.0.0.1"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -93,6 +95,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Longest wait for a database connection or statement before answering SERVICE_UNAVAILABLE. */
   databaseTimeoutSeconds: number;
+  /** Connections in the app's pool (DATABASE_POOL_SIZE). */
+  databasePoolSize: number;
   valkeyUrl: string | undefined;
   /** `host:port` seeds of a Valkey Cluster; when set, the cluster is the cache. */
   valkeyClusterNodes: string[] | undefined;
@@ -122,6 +126,13 @@ export interface Config {
   };
 }
 
+/**
+ * Twice this host's cores: writes are bound by PostgreSQL's CPU, and more
+ * transactions at once than it has cores only queue inside it, taking the CPU
+ * the app needs from it when they share a host (README, "Sizing the pool").
+ */
+export const defaultPoolSize = () => 2 * availableParallelism();
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -137,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: e.DATABASE_URL ?? e.PG_SERVICE_URI,
     databaseTimeoutSeconds: e.DATABASE_TIMEOUT_SECONDS,
+    databasePoolSize: e.DATABASE_POOL_SIZE ?? defaultPoolSize(),
     valkeyUrl: e.VALKEY_URL ?? e.VALKEY_SERVICE_URI,
     valkeyClusterNodes: e.VALKEY_CLUSTER_NODES,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,

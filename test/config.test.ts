@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../server/config.ts";
 import { run } from "./support/run.ts";
@@ -12,7 +13,9 @@ describe("configuration", () => {
       host: "127.0.0.1",
       logLevel: "info",
       l1MaxBytes: 64 * 1024 * 1024,
+      databasePoolSize: 2 * availableParallelism(),
     });
+    expect(loadConfig({ DATABASE_POOL_SIZE: "3" }).databasePoolSize).toBe(3);
     expect(loadConfig({ L1_MAX_BYTES: "0" }).l1MaxBytes).toBe(0);
     expect(loadConfig({ L1_MAX_BYTES: "1048576" }).l1MaxBytes).toBe(1048576);
   });
@@ -53,6 +56,8 @@ describe("configuration", () => {
     ["L1_MAX_BYTES", "-1"],
     ["L1_MAX_BYTES", "1.5"],
     ["L1_MAX_BYTES", ""],
+    ["DATABASE_POOL_SIZE", "0"],
+    ["DATABASE_POOL_SIZE", "many"],
   ])("refuses %s=%j, naming the variable", (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration: ${name}: `));

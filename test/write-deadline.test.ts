@@ -17,13 +17,12 @@ import { type LocalPostgres, startLocalPostgres } from "./support/local-postgres
 import { useProxy } from "./support/tcp-proxy.ts";
 
 const timeoutSeconds = 2;
+// The scenarios below are sized for a pool of ten (the default depends on the host's cores).
+const limits = { DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds), DATABASE_POOL_SIZE: "10" };
 const db = useTestDatabase("seeded");
 const proxy = useProxy(() => db.url, 5432);
-const direct = useApp(() => ({ DATABASE_URL: db.url, DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds) }));
-const proxied = useApp(() => ({
-  DATABASE_URL: proxy.url(db.url),
-  DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds),
-}));
+const direct = useApp(() => ({ DATABASE_URL: db.url, ...limits }));
+const proxied = useApp(() => ({ DATABASE_URL: proxy.url(db.url), ...limits }));
 
 interface Outcome {
   net: string;
@@ -177,7 +176,7 @@ describe("on a PostgreSQL server whose processes are all stopped (SIGSTOP) for 2
     database = connectPostgres(cluster.url, { max: 2 });
     await database.migrate();
     await generateDataset(database.db, { customers: 50, orders: 0 });
-    server = await startTestApp({ DATABASE_URL: cluster.url, DATABASE_TIMEOUT_SECONDS: String(timeoutSeconds) });
+    server = await startTestApp({ DATABASE_URL: cluster.url, ...limits });
   });
   afterAll(async () => {
     await server?.close();
