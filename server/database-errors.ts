@@ -67,12 +67,29 @@ const neverSentCodes = new Set([
   "CONNECT_TIMEOUT",
 ]);
 
+// SQLSTATEs PostgreSQL only ever reports at ERROR level, so they prove the
+// transaction aborted whatever the severity field says (or lacks): data
+// exceptions, integrity constraint violations, serialization failures and
+// deadlocks, syntax and access errors, and PL/pgSQL's RAISE EXCEPTION.
+const errorOnlyCodes = /^(22|23|42|P0)[0-9A-Z]{3}$|^40001$|^40P01$/;
+
+/**
+ * The severity of a PostgreSQL error in English. postgres.js puts the
+ * never-localized 'V' field in `severity` and the 'S' field, translated by
+ * the server's lc_messages ("FEHLER" in German), in `severity_local`; only a
+ * server older than 9.6 sends no 'V', and then 'S' is all there is.
+ */
+function severityOf(e: Record<string, unknown>): unknown {
+  return e.severity ?? e.severity_local;
+}
+
 /**
  * Whether a failed call proves its transaction did not commit: PostgreSQL
  * answered the statement with an ERROR (which aborts the transaction, commit
  * included), or no connection was ever made. A FATAL (the session ended, e.g.
  * terminated while its commit waited for a standby), a reset or closed
- * connection, or anything else proves nothing.
+ * connection, or anything else proves nothing. Decided from SQLSTATEs and the
+ * never-localized severity only: a message's words depend on lc_messages.
  */
 export function provesNotCommitted(error: unknown): boolean {
   for (const e of causes(error)) {
@@ -81,8 +98,8 @@ export function provesNotCommitted(error: unknown): boolean {
     if (neverSentCodes.has(code) || /^(28|3D)[0-9A-Z]{3}$/.test(code) || code === "53300" || code === "57P03") {
       return true;
     }
-    const severity = e.severity_local ?? e.severity;
-    if (/^[0-9A-Z]{5}$/.test(code) && severity === "ERROR") return true;
+    if (errorOnlyCodes.test(code)) return true;
+    if (/^[0-9A-Z]{5}$/.test(code) && severityOf(e) === "ERROR") return true;
   }
   return false;
 }
