@@ -1,11 +1,13 @@
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadDump } from "../db/load/dump.ts";
+import postgres from "postgres";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { copyContext, loadDump } from "../db/load/dump.ts";
 import { DumpFormatError } from "../db/load/dump-reader.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { escapedAddress, fixturePath, writeFullDump } from "./support/dump-writer.ts";
+import { germanMessages, howToAddCatalog, howToAddGerman } from "./support/german.ts";
 
 const db = useTestDatabase("empty");
 let dir = "";
@@ -174,4 +176,60 @@ describe("a malformed dump", () => {
       expect(state).toBe("none");
     },
   );
+});
+
+// PostgreSQL translates COPY's context ("COPY orders, Zeile 2, Spalte orderdate"
+// in German): the row and column are found without reading its words.
+describe("a malformed dump, with PostgreSQL's messages in German", () => {
+  let german: postgres.Sql;
+  beforeAll(() => {
+    german = postgres(db.url, { max: 1, onnotice: () => {}, connection: { lc_messages: germanMessages } });
+  });
+  // Checked before each test, not once before all: a failing beforeAll would only skip them.
+  beforeEach(async () => {
+    const said = await german`SELECT 1/0`.then(
+      () => undefined,
+      (e: unknown) => e as postgres.PostgresError,
+    );
+    // 22023 invalid_parameter_value: PostgreSQL could not setlocale() to it.
+    if (said && said.code !== "22012") throw new Error(`${howToAddGerman} (PostgreSQL said: ${said.message})`);
+    expect(said?.message, howToAddCatalog).toBe("Division durch Null");
+  });
+  afterAll(async () => {
+    await german?.end();
+  });
+
+  it("names the dump's line and column of a value PostgreSQL refused", async () => {
+    const fixture = await readFile(fixturePath, "utf8");
+    const path = join(dir, "german-bad-date.sql");
+    await writeFile(path, fixture.replace("2\t2004-01-01\t42", "2\t2004-13-01\t42"));
+    const line = fixture.slice(0, fixture.indexOf("2\t2004-01-01\t42")).split("\n").length;
+    const error = await loadDump(german, path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DumpFormatError);
+    expect((error as DumpFormatError).line).toBe(line);
+    expect((error as DumpFormatError).message).toContain(`${path}:${line}: orders.orderdate: `);
+  });
+});
+
+describe("COPY's context, in the languages PostgreSQL speaks", () => {
+  // PostgreSQL 15's own translations of "COPY %s, line %llu, column %s: "%s"", and a trigger's line before it.
+  it.each([
+    ["English", 'COPY orders, line 7, column tax: "x"'],
+    ["German", "COPY orders, Zeile 7, Spalte tax: »x«"],
+    ["French", "COPY orders, ligne 7, colonne tax : « x »"],
+    ["Japanese", 'ordersのCOPY、行 7、列 tax: "x"'],
+    ["Korean", 'orders 복사, 7번째 줄, tax 열: "x"'],
+    ["Chinese", 'COPY orders, 第 7 行, 列 tax: "x"'],
+    [
+      "a trigger's context first",
+      "PL/pgSQL function orders_check() line 3 at RAISE\nCOPY orders, Zeile 7, Spalte tax: »x«",
+    ],
+  ])("%s", (_, where) => {
+    expect(copyContext(where, "orders", ["orderid", "netamount", "tax"])).toEqual({ row: 7, column: "tax" });
+  });
+
+  it("names no column when PostgreSQL names none, and no row without a COPY line", () => {
+    expect(copyContext("COPY orders, Zeile 7: »1\t2«", "orders", ["orderid", "tax"])).toEqual({ row: 7 });
+    expect(copyContext("", "orders", ["orderid"])).toEqual({});
+  });
 });

@@ -103,19 +103,39 @@ async function copyBlock(
   try {
     await pipeline(Readable.from(chunks(), { objectMode: false }), writable);
   } catch (error) {
-    throw locateCopyError(error, block, path);
+    throw locateCopyError(error, block, columns, path);
   }
   return rows;
 }
 
 /** Turns PostgreSQL's "COPY orders, line 7, column …" into the dump file's own line number. */
-function locateCopyError(error: unknown, block: CopyBlock, path: string): unknown {
+function locateCopyError(error: unknown, block: CopyBlock, columns: string[], path: string): unknown {
   if (error instanceof DumpFormatError || !(error instanceof Error)) return error;
-  const where = (error as { where?: string }).where ?? "";
-  const at = /line (\d+)/.exec(where);
-  const column = /column (\w+)/.exec(where)?.[1];
+  const { row, column } = copyContext((error as { where?: string }).where ?? "", block.table, columns);
   const detail = (error as { detail?: string }).detail;
-  const line = at ? block.line + Number(at[1]) : block.line;
+  const line = row === undefined ? block.line : block.line + row;
   const message = `${block.table}${column ? `.${column}` : ""}: ${error.message}${detail ? ` (${detail})` : ""}`;
   return new DumpFormatError(path, line, message);
+}
+
+/**
+ * The row (1 = the block's first) and column that PostgreSQL's COPY context
+ * names. Its words follow lc_messages ("COPY orders, Zeile 7, Spalte tax: …",
+ * "orders 복사, 7번째 줄, tax 열: …"), so none are read: the row is the first
+ * number after the table's name, and the column is the block's column named
+ * between it and the colon that starts the value. The COPY line is the
+ * outermost context, so the last one: lines before it are a trigger's.
+ */
+export function copyContext(where: string, table: string, columns: string[]): { row?: number; column?: string } {
+  const context = where
+    .split("\n")
+    .reverse()
+    .find((line) => line.includes(table));
+  if (context === undefined) return {};
+  const after = context.slice(context.indexOf(table) + table.length);
+  const number = /\d+/.exec(after);
+  if (!number) return {};
+  const named = after.slice(number.index + number[0].length).split(":")[0] ?? "";
+  const words = new Set(named.split(/[^\p{L}\p{N}_$]+/u));
+  return { row: Number(number[0]), column: columns.find((c) => words.has(c)) };
 }
