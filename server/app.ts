@@ -41,8 +41,8 @@ export interface AppOverrides {
   tracing?: Tracing;
   database?: DatabaseHandle;
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
-  /** The change applier's timings and test seams. */
-  applier?: Partial<Pick<ApplierOptions, "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
+  /** The change applier's timings and test seams (`url`: its own session's path, e.g. through a proxy). */
+  applier?: Partial<Pick<ApplierOptions, "url" | "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
   /** Another router and its cache policies, mounted instead of the app's. */
   api?: HttpOptions["api"];
   /** Live counts' timings. */

@@ -69,8 +69,12 @@ interface Covered {
 interface Changes {
   snapshot: string;
   tags: string[];
-  /** The store's registration is recent: no row it hasn't applied has been pruned. */
-  fresh: boolean;
+  /**
+   * The log still holds every change the store's record doesn't show (its
+   * registration is recent and the record covers it). When false no tags are
+   * read: the store is retired whole, and registered at `snapshot` already.
+   */
+  complete: boolean;
 }
 
 /** What the applier needs from PostgreSQL: a session of its own on a server, the one connection when embedded. */
@@ -80,6 +84,10 @@ interface ApplierSession {
   unlock(storeId: string): Promise<void>;
   changesSince(since: string | undefined, storeId: string): Promise<Changes>;
   afterPass(storeId: string, covered: string): Promise<void>;
+  /** Ends the session holding the store's lock, if another does; whether one was ended. */
+  depose(storeId: string): Promise<boolean>;
+  /** Wakes every instance's applier session (NOTIFY): one stepped down, another may take over now. */
+  wakeOthers(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -88,8 +96,6 @@ export class Applier {
   private connecting: Promise<void> | undefined;
   private stopped = false;
   private leading = false;
-  /** The snapshot of this applier's last pass, while it leads. */
-  private covered: string | undefined;
   private passes = 0;
   private passTimer: NodeJS.Timeout | undefined;
   private electionTimer: NodeJS.Timeout | undefined;
@@ -97,9 +103,6 @@ export class Applier {
   private running: Promise<void> | undefined;
   private standing = false;
   private again = false;
-  /** Until when this instance doesn't stand for election (it stepped down: it couldn't reach the store). */
-  private abstainUntil = 0;
-  private storeFailingSince: number | undefined;
   /** The covered record as last read (undefined: no baseline yet, at start or after an outage). */
   private lastSeen: string | null | undefined;
   private lastSeenAt = 0;
@@ -110,6 +113,12 @@ export class Applier {
     const { cache } = options;
     cache.suspend("changes", "no applier pass seen yet");
     cache.setRecovery((direct) => this.replay(direct));
+    // An applier that can't reach the store can't do its duty: it steps down at once, so that an
+    // instance that reaches it leads, and stands again once its own store calls work (after a replay).
+    cache.onStatusChange((status) => {
+      if (status === "down") void this.stepDown("the cache store is unreachable from this instance");
+      else void this.stand();
+    });
   }
 
   /** "up" while passes are seen: changes made outside the app reach the cache. */
@@ -128,6 +137,11 @@ export class Applier {
 
   private get staleAfterMs(): number {
     return this.options.staleAfterMs ?? 5000;
+  }
+
+  /** How long no pass may be seen, while the lock is held, before its holder's session is ended. */
+  private get deposeAfterMs(): number {
+    return this.staleAfterMs / 2;
   }
 
   start(): void {
@@ -151,22 +165,27 @@ export class Applier {
    * have been pruned past it), trusting nothing this instance did before.
    */
   private async replay(direct: DirectStore): Promise<void> {
-    const { db, storeId, log } = this.options;
-    const covered = parseCovered(await direct.get(coveredName));
-    if (!covered) {
-      await direct.bump([epochTag]);
-      log.info("no record of which changes the cache has seen: retired every entry");
-      return;
-    }
-    const changes = await changesSince(db, covered.snapshot, storeId);
+    const { db, storeId } = this.options;
+    const record = parseCovered(await direct.get(coveredName));
+    const changes = await changesSince(db, record?.snapshot, storeId);
     await this.options.afterReplayRead?.();
-    if (!changes.fresh) {
-      await direct.bump([epochTag]);
-      log.info("no applier has passed within the change log's retention: retired every entry");
+    await this.apply(direct, record, changes);
+  }
+
+  /** Brings the store up to `changes`: their tags bumped, or everything retired when they can't be known. */
+  private async apply(store: DirectStore, record: Covered | undefined, changes: Changes): Promise<void> {
+    const { log } = this.options;
+    if (!changes.complete) {
+      await store.bump([epochTag]);
+      // A first start, a Valkey that lost its data, or one restored from a snapshot older than the log keeps.
+      log.info(
+        record
+          ? "the cache holds data older than the change log keeps (restored or failed over?): starting it empty"
+          : "starting with an empty cache",
+      );
       return;
     }
-    await bumpAll(direct, changes.tags);
-    if (changes.tags.length > 0) log.info({ tags: changes.tags.length }, "replayed the changes the cache missed");
+    await bumpAll(store, changes.tags);
   }
 
   /** Every instance: is the covered record advancing? If not, reads bypass the cache until it does. */
@@ -223,13 +242,31 @@ export class Applier {
     }
   }
 
-  /** One attempt at the lock (one at a time). */
+  /**
+   * One attempt at the lock (one at a time), by an instance that reaches the
+   * store. A lock held while no pass has been seen for `deposeAfterMs` belongs
+   * to a session whose path has gone silent (a partition keeps it open for
+   * hours): that session is ended, and the lock taken.
+   */
   private async stand(): Promise<void> {
-    if (this.stopped || this.standing || performance.now() < this.abstainUntil) return;
+    const { cache, storeId, log } = this.options;
+    if (this.stopped || this.standing || this.leading || cache.status === "down") return;
     this.standing = true;
     try {
       const session = await this.connect();
-      if (!this.leading && (await session.tryLock(this.options.storeId))) this.lead();
+      if (await session.tryLock(storeId)) {
+        this.lead();
+        return;
+      }
+      const now = performance.now();
+      if (this.lastSeen === undefined || now - this.lastSeenAt <= this.deposeAfterMs) return;
+      if (!(await session.depose(storeId))) return;
+      log.warn(
+        { silentMs: Math.round(now - this.lastSeenAt) },
+        "the change applier stopped passing while holding its lock: ended its database session",
+      );
+      this.lastSeenAt = now; // the next applier gets its own time to pass
+      if (await session.tryLock(storeId)) this.lead();
     } catch (error) {
       this.lose(error);
     } finally {
@@ -240,7 +277,6 @@ export class Applier {
   private lead(): void {
     const { log, metrics } = this.options;
     this.leading = true;
-    this.covered = undefined;
     metrics.applier.set(1);
     log.info("this instance is the change applier");
     this.schedule(0);
@@ -255,7 +291,9 @@ export class Applier {
     if (this.leading) {
       this.leading = false;
       metrics.applier.set(0);
-      log.warn({ reason: error instanceof Error ? error.message : String(error) }, "no longer the change applier");
+      if (!this.stopped) {
+        log.warn({ reason: error instanceof Error ? error.message : String(error) }, "no longer the change applier");
+      }
     }
   }
 
@@ -275,6 +313,7 @@ export class Applier {
         (reason) => {
           if (mine.session && this.session === mine.session) this.lose(new Error(reason));
         },
+        this.deposeAfterMs * 0.8,
       );
       this.session = mine.session;
     })().finally(() => {
@@ -310,52 +349,49 @@ export class Applier {
   }
 
   private async pass(): Promise<void> {
-    const { cache, storeId, log, metrics } = this.options;
+    const { cache, storeId, metrics } = this.options;
     const session = this.session;
     if (!session || !this.leading) return;
     const stop = metrics.applierPassDuration.startTimer();
     try {
       const store = cache.viaBreaker;
-      const since = this.covered ?? parseCovered(await store.get(coveredName))?.snapshot;
-      const changes = await session.changesSince(since, storeId);
-      if (since === undefined || !changes.fresh) {
-        // Nothing says which changes the store has seen: retire everything once, then follow the log.
-        await store.bump([epochTag]);
-        log.info("the change applier found no covered snapshot it can trust: retired every entry");
-      } else {
-        await bumpAll(store, changes.tags);
-      }
+      // The store's own record, read back every pass: nothing this process remembers may run ahead of it
+      // (the store may have lost its data, or gone back to an older snapshot, since the last pass).
+      const record = parseCovered(await store.get(coveredName));
+      const changes = await session.changesSince(record?.snapshot, storeId);
+      await this.apply(store, record, changes);
       this.passes++;
       const covered: Covered = { snapshot: changes.snapshot, pass: `${this.instance}.${this.passes}` };
       await store.set(coveredName, JSON.stringify(covered), 2 * retentionSeconds);
-      // The registration, pruning and sweeping need no haste: about once a second, off the wake-up's path.
-      if (this.passes % bookkeepingEvery === 1) await session.afterPass(storeId, changes.snapshot);
-      this.covered = changes.snapshot;
-      this.storeFailingSince = undefined;
+      // The registration (what the log may be pruned behind: the record the store showed, never more),
+      // pruning and sweeping need no haste: about once a second, off the wake-up's path.
+      if (record && changes.complete && this.passes % bookkeepingEvery === 1) {
+        await session.afterPass(storeId, record.snapshot);
+      }
       this.passSeen(performance.now());
       metrics.applierPasses.inc();
       stop();
     } catch (error) {
-      if (!(error instanceof CacheUnavailable)) {
-        this.lose(error);
-        return;
-      }
-      // The store is unreachable from here: after a while, let an instance that reaches it lead.
-      const now = performance.now();
-      this.storeFailingSince ??= now;
-      if (now - this.storeFailingSince > this.staleAfterMs / 2) await this.stepDown(session);
+      if (error instanceof CacheUnavailable) await this.stepDown("the cache store is unreachable from this instance");
+      else this.lose(error);
     }
   }
 
-  private async stepDown(session: ApplierSession): Promise<void> {
+  /** Gives up the lock, if held, and wakes the other instances so one that reaches the store leads now. */
+  private async stepDown(reason: string): Promise<void> {
     const { log, metrics, storeId } = this.options;
+    const session = this.session;
+    if (!this.leading || !session) return;
     this.leading = false;
-    this.storeFailingSince = undefined;
+    clearTimeout(this.passTimer);
     metrics.applier.set(0);
-    // Long enough for an instance that reaches the store to take the lock; short, if none does.
-    this.abstainUntil = performance.now() + this.staleAfterMs / 2;
-    log.warn("the change applier can't reach the cache store: stepping down for another instance");
-    await session.unlock(storeId).catch((error: unknown) => this.lose(error));
+    log.warn({ reason }, "the change applier is stepping down for another instance");
+    try {
+      await session.unlock(storeId);
+      await session.wakeOthers();
+    } catch (error) {
+      this.lose(error);
+    }
   }
 }
 
@@ -380,14 +416,13 @@ async function bumpAll(store: DirectStore, tags: readonly string[]): Promise<voi
   for (let i = 0; i < tags.length; i += bumpChunk) await store.bump(tags.slice(i, i + bumpChunk));
 }
 
-/** The changes since `since` (none, if undefined: then only a snapshot taken now). */
+/** The changes since the store's record `since` (undefined: none; the store is then retired whole). */
 async function changesSince(db: Database, since: string | undefined, storeId: string): Promise<Changes> {
   const [row] = rowsOf<Changes>(
-    await db.execute(drizzleSql`SELECT snapshot, to_json(tags) AS tags, fresh FROM cache.changes_since(
-      coalesce(${since ?? null}::pg_snapshot, pg_current_snapshot()), ${storeId},
-      make_interval(secs => ${retentionSeconds}))`),
+    await db.execute(drizzleSql`SELECT snapshot, to_json(tags) AS tags, complete FROM cache.store_changes(
+      ${since ?? null}::pg_snapshot, ${storeId}, make_interval(secs => ${retentionSeconds}))`),
   );
-  if (!row) throw new Error("cache.changes_since() returned no row");
+  if (!row) throw new Error("cache.store_changes() returned no row");
   return row;
 }
 
@@ -403,6 +438,8 @@ function embeddedSession(db: Database): ApplierSession {
     unlock: async () => {},
     changesSince: (since, storeId) => changesSince(db, since, storeId),
     afterPass: (storeId, covered) => afterPass(db, storeId, covered),
+    depose: async () => false,
+    wakeOthers: async () => {},
     close: async () => {},
   };
 }
@@ -415,12 +452,15 @@ type ListenerOptions = postgres.Options<Record<string, postgres.PostgresType>> &
 /**
  * A session of the applier's own: it holds the advisory lock (released by
  * PostgreSQL when the session ends, however the process died) and listens for
- * wake-ups. Each query is bounded, so a hung server doesn't hold a pass.
+ * wake-ups. Every call is bounded on this side too (`timeoutMs`): a path that
+ * goes silent answers nothing and closes nothing, and a pass must not wait on
+ * it; the session is then given up, and made again by the next election.
  */
 async function serverSession(
   url: string,
   onWake: () => void,
   onLost: (reason: string) => void,
+  timeoutMs: number,
 ): Promise<ApplierSession> {
   const tls = postgresTls(url);
   const sql: postgres.Sql = postgres(tls.url, {
@@ -428,10 +468,10 @@ async function serverSession(
     max: 1,
     idle_timeout: undefined,
     max_lifetime: null,
-    connect_timeout: 2,
+    connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
     fetch_types: false,
     onnotice: () => {},
-    connection: { application_name: "dellstore-orders-applier", statement_timeout: 10_000 },
+    connection: { application_name: "dellstore-orders-applier", statement_timeout: timeoutMs },
     onclose: () => onLost("the applier's session closed"),
     onnotify: (channel) => {
       if (channel === wakeChannel) onWake();
@@ -439,22 +479,46 @@ async function serverSession(
   } as ListenerOptions);
   const db: Database = drizzle(sql, { schema });
   const lockKey = (storeId: string) => `dellstore-orders applier ${storeId}`;
+  const bounded = <T>(call: Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the applier's database session did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+  };
   let listening = false;
   return {
-    tryLock: async (storeId) => {
-      if (!listening) {
-        await sql.unsafe(`LISTEN ${wakeChannel}`);
-        listening = true;
-      }
-      const [row] = await sql<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
-      return row?.locked === true;
-    },
+    tryLock: (storeId) =>
+      bounded(
+        (async () => {
+          if (!listening) {
+            await sql.unsafe(`LISTEN ${wakeChannel}`);
+            listening = true;
+          }
+          const [row] = await sql<{ locked: boolean }[]>`
+            SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
+          return row?.locked === true;
+        })(),
+      ),
     unlock: async (storeId) => {
-      await sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey(storeId)}, 0))`;
+      await bounded(sql`SELECT pg_advisory_unlock(hashtextextended(${lockKey(storeId)}, 0))`);
     },
-    changesSince: (since, storeId) => changesSince(db, since, storeId),
-    afterPass: (storeId, covered) => afterPass(db, storeId, covered),
-    close: () => sql.end({ timeout: 1 }),
+    changesSince: (since, storeId) => bounded(changesSince(db, since, storeId)),
+    afterPass: (storeId, covered) => bounded(afterPass(db, storeId, covered)),
+    depose: async (storeId) => {
+      // Waits (up to the bound) for the session to end, so the lock is free when this answers.
+      const [row] = await bounded(sql<{ ended: boolean | null }[]>`
+        SELECT pg_terminate_backend(pid, ${Math.max(1, timeoutMs - 100)}) AS ended
+          FROM cache.applier_lock_holder(${lockKey(storeId)}) AS pid WHERE pid IS NOT NULL`);
+      return row?.ended === true;
+    },
+    wakeOthers: async () => {
+      await bounded(sql`SELECT pg_notify(${wakeChannel}, '')`);
+    },
+    // A silent path would hold end() for its whole timeout; nothing is left to say on it.
+    close: () => sql.end({ timeout: 0 }),
   };
 }

@@ -120,6 +120,7 @@ export class QueryCache implements Cache {
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
+  private readonly statusListeners = new Set<(status: "up" | "down") => void>();
   /**
    * Which store holds these entries, for the change applier (one per store):
    * a shared store by its prefix, the in-process one by this process.
@@ -142,8 +143,12 @@ export class QueryCache implements Cache {
           const why = describeConnectionError(store.lastConnectionError ?? error);
           log.warn({ reason: why }, "cache unavailable: serving from the database until it returns");
         } else log.info({ store: store.kind }, "cache available; the invalidations it missed are replayed");
+        for (const listener of this.statusListeners) listener(state);
       },
     });
+    // A reconnected store is not trusted until a recovery has replayed the change log from its own
+    // record: it may be a server restarted empty, or restored from an older snapshot.
+    store.onConnectionLost?.(() => this.breaker.trip(new Error("connection to the cache store lost")));
     this.breaker.start();
   }
 
@@ -156,6 +161,11 @@ export class QueryCache implements Cache {
   get status(): "up" | "down" | "memory" {
     if (this.breaker.state === "down") return "down";
     return this.options.store.kind === "memory" ? "memory" : "up";
+  }
+
+  /** Calls `listener` whenever the store becomes unavailable ("down") or available again ("up"). */
+  onStatusChange(listener: (status: "up" | "down") => void): void {
+    this.statusListeners.add(listener);
   }
 
   /** Reads bypass the cache until `resume(source)`. */

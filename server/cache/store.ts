@@ -18,6 +18,12 @@ export interface CacheStore {
   /** How long `key` has left to live, in ms; undefined if it is absent or never expires. */
   remainingTtlMs?(key: string): Promise<number | undefined>;
   close(): Promise<void>;
+  /**
+   * Calls `listener` whenever the connection to the store is lost. Whatever
+   * comes back may be another server, or the same one restarted empty or from
+   * an older snapshot: nothing read before may be trusted after.
+   */
+  onConnectionLost?(listener: () => void): void;
   /** Why the store last failed to connect, if it did: more telling than the failed command. */
   readonly lastConnectionError?: unknown;
 }

@@ -60,6 +60,10 @@ export class ValkeyStore implements CacheStore {
     });
   }
 
+  onConnectionLost(listener: () => void): void {
+    this.client.on("close", listener);
+  }
+
   private get cluster(): boolean {
     return this.client instanceof Cluster;
   }

@@ -1,16 +1,23 @@
 // A standalone Valkey (or Redis) server of a test's own, started from the
 // binary on this machine, without persistence: restarting it loses its data,
-// as a restarted cache server without a disk does.
+// as a restarted cache server without a disk does. `save()` writes a snapshot
+// (an RDB file in a directory of its own) that the next restart loads: a
+// server restored from a backup, or one that lost its last writes.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { binary, command, waitFor } from "./local-cluster.ts";
 import { freePort } from "./server-process.ts";
 
 export interface LocalValkey {
   readonly url: string;
   readonly port: number;
-  /** Stops the server and starts a new one, empty, on the same port. */
+  /** Stops the server (SIGKILL) and starts a new one on the same port: empty, or from the last save(). */
   restart(): Promise<void>;
+  /** Writes a snapshot of what the server holds now, for the next restart to load. */
+  save(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -22,7 +29,8 @@ export async function startLocalValkey(): Promise<LocalValkey> {
     );
   }
   const port = await freePort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const dir = mkdtempSync(join(tmpdir(), "local-valkey-"));
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir];
   let child: ChildProcess;
   const start = async () => {
     child = spawn(server, args, { stdio: "ignore" });
@@ -42,6 +50,12 @@ export async function startLocalValkey(): Promise<LocalValkey> {
       await stop();
       await start();
     },
-    stop,
+    save: async () => {
+      if ((await command(port, "SAVE")) !== "OK") throw new Error("the test Valkey did not save a snapshot");
+    },
+    stop: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }

@@ -3,7 +3,7 @@
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { useFixture } from "./fixture.ts";
 
-export type ProxyMode = "open" | "cut" | "stalled";
+export type ProxyMode = "open" | "cut" | "stalled" | "partitioned";
 
 export class TcpProxy {
   private mode: ProxyMode = "open";
@@ -55,6 +55,16 @@ export class TcpProxy {
   }
 
   /**
+   * A partition: forwards nothing either way and closes nothing, not even when
+   * one side closes (a FIN lost with everything else). The server keeps its
+   * session, and anything it holds, as long as the proxy keeps the socket.
+   */
+  partition(): void {
+    this.stall();
+    this.mode = "partitioned";
+  }
+
+  /**
    * Forwards everything, until a client sends bytes containing `marker`: the
    * server still gets them, but its answers on that connection are held back
    * until restore(), as when a reply is lost after the server acted on the
@@ -98,6 +108,7 @@ export class TcpProxy {
     const pair: [Socket, Socket] = [client, upstream];
     this.pairs.add(pair);
     const drop = () => {
+      if (this.mode === "partitioned") return;
       this.pairs.delete(pair);
       client.destroy();
       upstream.destroy();
@@ -119,7 +130,7 @@ export class TcpProxy {
     });
     client.pipe(upstream);
     upstream.pipe(client);
-    if (this.mode === "stalled") {
+    if (this.mode === "stalled" || this.mode === "partitioned") {
       client.pause();
       upstream.pause();
     }

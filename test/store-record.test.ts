@@ -1,0 +1,185 @@
+// The cache store's own record is the truth about what it reflects
+// (server/cache/applier.ts, migration 0008), at the seams an outside review
+// found: a Valkey that comes back with older data, one that comes back empty
+// under a single instance, an applier whose database path goes silent, and a
+// writer that can't reach Valkey while it is itself the applier. Real
+// PostgreSQL, a Valkey server of this file's own, in-process instances on real
+// sockets, TCP proxies for the faults.
+import { afterEach, describe, expect, it } from "vitest";
+import { startTestApp, type TestApp } from "./support/app.ts";
+import { useTestDatabase } from "./support/database.ts";
+import { useFixture } from "./support/fixture.ts";
+import { startLocalValkey } from "./support/local-valkey.ts";
+import { TcpProxy } from "./support/tcp-proxy.ts";
+
+const db = useTestDatabase("seeded");
+const valkey = useFixture(startLocalValkey, (server) => server.stop());
+
+const apps: TestApp[] = [];
+const proxies: TcpProxy[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+});
+
+async function start(env: Record<string, string> = {}, applierUrl?: string): Promise<TestApp> {
+  const app = await startTestApp(
+    { DATABASE_URL: db.url, VALKEY_URL: valkey.url, CACHE_PREFIX: "store-record", ...env },
+    applierUrl ? { applier: { url: applierUrl } } : undefined,
+  );
+  apps.push(app);
+  return app;
+}
+
+async function proxyTo(port: number): Promise<TcpProxy> {
+  const proxy = await TcpProxy.start({ host: "127.0.0.1", port });
+  proxies.push(proxy);
+  return proxy;
+}
+
+const count = async (app: TestApp, customerId: number) => {
+  const res = await fetch(`${app.url}/count?customerid=${customerId}`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { count: number }).count;
+};
+const truth = async (customerId: number) =>
+  (await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM orders WHERE customerid = ${customerId}`)[0]?.n ?? 0;
+const health = async (app: TestApp) => (await (await fetch(`${app.url}/health`)).json()) as Record<string, string>;
+const up = (app: TestApp) =>
+  expect.poll(() => health(app), { timeout: 10_000 }).toMatchObject({ cache: "up", changes: "up" });
+const isApplier = (app: TestApp) => app.app.context.applier?.isApplier === true;
+const post = async (app: TestApp, customerId: number) => {
+  const res = await fetch(`${app.url}/add/`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ customerid: customerId, netamount: 1, tax: 0.08 }),
+  });
+  expect(res.status).toBe(200);
+};
+const psqlInsert = (customerId: number) =>
+  db.sql`INSERT INTO orders (orderdate, customerid, netamount, tax, totalamount) VALUES ('2004-07-07', ${customerId}, 1, 0.08, 1.08)`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reads twice, so the entry is cached; returns the count. */
+async function warm(app: TestApp, customerId: number): Promise<number> {
+  const value = await count(app, customerId);
+  expect(await count(app, customerId)).toBe(value);
+  return value;
+}
+
+/**
+ * Reads `customerId` every 10 ms from `since` until `forMs` later, and returns
+ * how long after `since` the first read that began then saw `expected`, and
+ * every read begun after that which did not.
+ */
+async function watchUntilTrue(app: TestApp, customerId: number, expected: number, since: number, forMs: number) {
+  let firstTrueAfterMs: number | undefined;
+  const wrongAfter: { atMs: number; count: number }[] = [];
+  while (performance.now() - since < forMs) {
+    const began = performance.now();
+    const seen = await count(app, customerId);
+    if (seen === expected) firstTrueAfterMs ??= began - since;
+    else if (firstTrueAfterMs !== undefined) wrongAfter.push({ atMs: Math.round(began - since), count: seen });
+    await sleep(10);
+  }
+  return { firstTrueAfterMs, wrongAfter };
+}
+
+describe("a Valkey that comes back with older data", () => {
+  it("serves nothing older than what was acknowledged or committed before it went back", async () => {
+    const app = await start();
+    await up(app);
+    const [api, outside] = [70, 71];
+    await warm(app, api);
+    await warm(app, outside);
+    await valkey.save(); // the snapshot it will come back from: both entries, their tokens, the covered record
+    await post(app, api);
+    await psqlInsert(outside);
+    // Long enough for the registration (about once a second) to move past the snapshot, so the log
+    // may be pruned behind it.
+    await expect.poll(() => count(app, outside)).toBe(await truth(outside));
+    await sleep(2500);
+    const [apiTruth, outsideTruth] = [await truth(api), await truth(outside)];
+
+    await valkey.restart(); // from the snapshot: older entries under tokens that were current then
+    const stale: string[] = [];
+    const until = performance.now() + 4000;
+    while (performance.now() < until) {
+      const [a, o] = [await count(app, api), await count(app, outside)];
+      if (a !== apiTruth) stale.push(`customer ${api}: ${a} (acknowledged: ${apiTruth})`);
+      if (o !== outsideTruth) stale.push(`customer ${outside}: ${o} (committed: ${outsideTruth})`);
+      await sleep(20);
+    }
+    expect(stale).toEqual([]);
+    await up(app);
+    expect(app.logs.some((line) => /older than the change log keeps/.test(line.msg))).toBe(true);
+  });
+});
+
+describe("one instance, Valkey restarted empty", () => {
+  it("applies a psql write within the pass bound once the cache is back", async () => {
+    const app = await start();
+    await up(app);
+    const customer = 72;
+    await warm(app, customer);
+    await valkey.restart();
+    await up(app);
+    await warm(app, customer);
+    await psqlInsert(customer);
+    const committed = performance.now();
+    const seen = await watchUntilTrue(app, customer, await truth(customer), committed, 1500);
+    expect(seen.firstTrueAfterMs).toBeLessThan(300);
+    expect(seen.wrongAfter).toEqual([]);
+  });
+});
+
+describe("an applier whose database path goes silent", () => {
+  it("loses the lock to another instance within seconds, before any instance bypasses its cache", async () => {
+    const pgUrl = new URL(db.url);
+    const pgProxy = await proxyTo(Number(pgUrl.port || 5432));
+    const first = await start({}, pgProxy.url(db.url));
+    await up(first);
+    await expect.poll(() => isApplier(first)).toBe(true);
+    const second = await start();
+    await up(second);
+    expect(isApplier(second)).toBe(false);
+
+    const customer = 73;
+    await warm(second, customer);
+    pgProxy.partition(); // the first's applier session stays open on both ends; nothing passes
+    const partitioned = performance.now();
+    await psqlInsert(customer);
+    const expected = await truth(customer);
+
+    await expect.poll(() => isApplier(second), { timeout: 4500, interval: 50 }).toBe(true);
+    const tookOverAfterMs = performance.now() - partitioned;
+    expect(tookOverAfterMs).toBeLessThan(4500);
+    await expect.poll(() => count(second, customer), { timeout: 1000 }).toBe(expected);
+    // Never long enough without a pass for reads to bypass the cache (5 s).
+    expect(second.logs.filter((line) => /no applier has passed lately/.test(line.msg))).toEqual([]);
+    expect(second.logs.some((line) => /ended its database session/.test(line.msg))).toBe(true);
+  });
+});
+
+describe("a writer that can't reach Valkey while it is the applier", () => {
+  it("hands the applier's duty over at once: other instances see its write within a pass", async () => {
+    const valkeyProxy = await proxyTo(valkey.port);
+    const writer = await start({ VALKEY_URL: valkeyProxy.url(valkey.url) });
+    await up(writer);
+    await expect.poll(() => isApplier(writer)).toBe(true);
+    const reader = await start();
+    await up(reader);
+
+    const customer = 74;
+    await warm(reader, customer);
+    valkeyProxy.cut();
+    await expect.poll(async () => (await health(writer)).cache).toBe("down");
+    await post(writer, customer); // stored and acknowledged; its own bump could not reach Valkey
+    const acknowledged = performance.now();
+    const seen = await watchUntilTrue(reader, customer, await truth(customer), acknowledged, 1500);
+    expect(seen.firstTrueAfterMs).toBeLessThan(300);
+    expect(seen.wrongAfter).toEqual([]);
+    expect(isApplier(reader)).toBe(true);
+    valkeyProxy.restore();
+  });
+});
