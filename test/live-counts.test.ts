@@ -274,6 +274,66 @@ describe("GET /count/stream (plain SSE)", () => {
   });
 });
 
+describe("a new stream's first event", () => {
+  it("includes every write acknowledged before it opened, while the throttle holds a newer count back", async () => {
+    // A 3 s interval makes the throttle certain to hold back every write below: the
+    // watcher's first publication starts it, and the writes and streams take milliseconds.
+    const intervalMs = 3000;
+    const app = await startTestApp(env(), { live: { minIntervalMs: intervalMs } });
+    const streams: SseStream[] = [];
+    const open = async (url: string) => {
+      const stream = await openSse(url);
+      streams.push(stream);
+      return stream;
+    };
+    const trpcUrl = (customerId: number) =>
+      `${app.url}/trpc/orders.watchCount?input=${encodeURIComponent(JSON.stringify({ json: { customerId } }))}`;
+    const countsOf = (stream: SseStream) =>
+      stream.events
+        .filter((e) => e.data !== undefined && e.event === undefined)
+        .map((e) => {
+          const data = JSON.parse(e.data as string) as { count?: number; json?: { count: number } };
+          return data.json?.count ?? (data.count as number);
+        });
+    const firstCount = async (stream: SseStream) => {
+      await stream.waitFor((e) => e.data !== undefined && e.event === undefined);
+      return countsOf(stream)[0];
+    };
+    try {
+      const id = customer();
+      const n = await countOf(id);
+      // A watcher makes the topic and its first publication, which starts the interval.
+      const watcher = await open(streamUrl(app, id));
+      await watcher.waitFor(dataWith(n));
+      const fresh: SseStream[] = [];
+      for (const [i, url] of [streamUrl(app, id), trpcUrl(id), streamUrl(app, id), trpcUrl(id)].entries()) {
+        await add(app, id); // answered 200
+        const expected = await countOf(id);
+        expect(expected).toBe(n + i + 1);
+        // Opened right after the write's answer: its first event is a read, so it holds that write.
+        const stream = await open(url);
+        expect(stream.status).toBe(200);
+        expect(await firstCount(stream), `stream ${i + 1} (${url})`).toBe(expected);
+        fresh.push(stream);
+      }
+      // Every stream converges on the database's count, never going back; the watcher's
+      // events stayed throttled (the new streams' reads weren't fanned out to it).
+      for (const stream of [watcher, ...fresh]) {
+        await stream.waitFor(
+          (e) => e.data === JSON.stringify({ count: n + 4 }) || e.data === JSON.stringify({ json: { count: n + 4 } }),
+          { timeoutMs: intervalMs + 5000 },
+        );
+        const seen = countsOf(stream);
+        expect(seen).toEqual([...new Set(seen)].sort((x, y) => x - y));
+      }
+      expect(countsOf(watcher)).toEqual([n, n + 4]);
+    } finally {
+      for (const stream of streams) stream.close();
+      await app.close();
+    }
+  }, 20_000);
+});
+
 describe("limits, heartbeats, shutdown, metrics", () => {
   it("answers 503 beyond MAX_SUBSCRIPTIONS, on both routes, and takes streams again once one closes", async () => {
     const app = await startTestApp({ ...env(), MAX_SUBSCRIPTIONS: "2" });

@@ -101,9 +101,9 @@ function plainTrpcInput(
 }
 
 /**
- * Opens a stream of `input`'s count on `reply`: the current count at once,
- * then the latest whenever it changes and the socket takes more. Returns why
- * not (nothing written) when it can't start.
+ * Opens a stream of `input`'s count on `reply`: the current count as read
+ * after the stream arrived, then the latest whenever it changes and the socket
+ * takes more. Returns why not (nothing written) when it can't start.
  */
 async function stream(
   hub: CountHub,
@@ -141,7 +141,10 @@ async function stream(
   }
   if (!loaded) {
     subscription.close();
-    return "The database is unavailable; try again shortly.";
+    // Its first count is read after it arrived (count-hub.ts): without that read there is nothing to send.
+    return subscription.closedByServer
+      ? "No more live streams here: the server is shutting down; try again shortly."
+      : "The database is unavailable; try again shortly.";
   }
   subscription.resumeFrom(lastEventId);
   reply.hijack();

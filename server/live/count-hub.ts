@@ -14,6 +14,16 @@
 // last sent, and whenever it can take an event it is sent the topic's latest
 // value. A slow or stalled subscriber costs its socket buffers, never a
 // backlog; a burst of writes ends with the final count.
+//
+// A new subscriber's first event is a read: it waits for the next wave that
+// reads its topic and starts after it arrived (never one already running, whose
+// snapshot may predate a write acknowledged before the subscriber came), so it
+// holds every such write. That wave runs at once, throttle or not, and is shared
+// by every subscriber that arrived meanwhile: one round trip for thousands. The
+// throttle bounds what is fanned out to the topic's other subscribers: a count
+// read before their interval is up is held (`pending`) and given to the new
+// subscribers only, and to everyone when the interval ends. The topic's later
+// waves read later snapshots, so no stream goes back.
 import { randomBytes } from "node:crypto";
 import type { TagFeed } from "../cache/tag-tracking.ts";
 import type { Logger } from "../logger.ts";
@@ -72,31 +82,55 @@ interface Published extends CountEvent {
   readonly changedAt: number;
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
+/** A wave's read of a topic, awaited by the subscribers that arrived before it started. */
+class Read {
+  readonly promise: Promise<void>;
+  /** Set once the read has succeeded: its subscribers may take the topic's latest count. */
+  done = false;
+  /** The subscribers waiting for it, told when it is done (push streams flush then). */
+  readonly waiting: Subscription[] = [];
+  private settle: { resolve: () => void; reject: (error: unknown) => void } = { resolve: () => {}, reject: () => {} };
 
-function deferred(): Deferred {
-  let settle: Pick<Deferred, "resolve" | "reject"> = { resolve: () => {}, reject: () => {} };
-  const promise = new Promise<void>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
-  promise.catch(() => {}); // awaited by the subscribers waiting for it, if any are still there
-  return { promise, ...settle };
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    this.promise.catch(() => {}); // awaited by the subscribers waiting for it, if any are still there
+  }
+
+  resolve(): void {
+    this.done = true;
+    this.settle.resolve();
+    for (const subscription of this.waiting) subscription.notify();
+    this.waiting.length = 0; // each holds it as its firstRead: it mustn't keep those that closed
+  }
+
+  reject(error: unknown): void {
+    this.settle.reject(error);
+    this.waiting.length = 0;
+  }
 }
 
 class Topic {
   readonly subscribers = new Set<Subscription>();
+  /** The latest count sent to every subscriber. */
   value: Published | undefined;
+  /**
+   * A newer count than `value`, read before the throttle let it be sent to
+   * every subscriber: only the new subscribers (whose first event it is) get it
+   * before it becomes `value`.
+   */
+  pending: Published | undefined;
   /** When the oldest change not yet recomputed arrived; undefined: none pending. */
   changedAt: number | undefined;
   running = false;
+  /** The throttle's: fires when the topic may publish again (its pending count, or a read of its changes). */
   timer: NodeJS.Timeout | undefined;
   lastPublishAt = Number.NEGATIVE_INFINITY;
-  /** Settles with the first publication or the first failure (for subscribers that have nothing yet). */
-  first: Deferred | undefined;
+  /** The read that subscribers arriving now wait for: the next wave's, not a running one's. */
+  nextRead: Read | undefined;
+  /** The running wave's read of this topic. */
+  reading: Read | undefined;
   constructor(
     readonly tag: string,
     readonly input: CountInput,
@@ -113,13 +147,19 @@ export class Subscription {
   constructor(
     private readonly hub: CountHub,
     private readonly topic: Topic,
+    /** The read this subscription's first event waits for (one that started after it arrived). */
+    private readonly firstRead: Read,
     /** Called when a newer value is there (push streams); pull streams wait in next(). */
     private readonly onChange?: () => void,
   ) {}
 
   /** The latest value if it is newer than the last one taken (and marks it taken); undefined otherwise. */
   take(): CountEvent | undefined {
-    const value = this.topic.value;
+    // Before its read, the topic's count may be older than a write acknowledged before this
+    // subscriber arrived; after it, the first event is the newest count read (even one the
+    // throttle still holds back from the others), later ones what is published to all.
+    if (this.sent < 0 && !this.firstRead.done) return undefined;
+    const value = this.sent < 0 ? (this.topic.pending ?? this.topic.value) : this.topic.value;
     if (!value || value.seq <= this.sent) return undefined;
     // The first event is the count as it is, not a change pushed: no push latency for it.
     this.hub.sent(value, this.sent >= 0);
@@ -127,16 +167,16 @@ export class Subscription {
     return value;
   }
 
-  /** Marks `id` as already held by the client (Last-Event-ID): it isn't sent again unless it changes. */
+  /** Marks `id` as already held by the client (Last-Event-ID): it isn't sent again unless it changes. Call after ready(). */
   resumeFrom(id: string | null | undefined): void {
-    const value = this.topic.value;
+    if (!this.firstRead.done || this.sent >= 0) return;
+    const value = this.topic.pending ?? this.topic.value;
     if (id && value?.id === id) this.sent = value.seq;
   }
 
-  /** The current count, loading it first if this topic has none yet; throws if it can't be read. */
+  /** Waits for the count as read after this subscription began (see above); throws if it can't be read. */
   async ready(): Promise<void> {
-    if (this.topic.value) return;
-    await this.topic.first?.promise;
+    await this.firstRead.promise;
   }
 
   /** Waits for a value newer than the last one taken; rejects with StreamClosed when the hub closes or `signal` aborts. */
@@ -233,14 +273,17 @@ export class CountHub {
     if (!topic) {
       topic = new Topic(tag, input);
       this.topics.set(tag, topic);
-      topic.first = deferred();
-      this.changed(topic);
     }
-    const subscription = new Subscription(this, topic, onChange);
+    // Joins the topic's next read, made by a wave that starts after now.
+    topic.nextRead ??= new Read();
+    const read = topic.nextRead;
+    const subscription = new Subscription(this, topic, read, onChange);
+    read.waiting.push(subscription);
     topic.subscribers.add(subscription);
     this.open++;
     this.options.metrics.liveSubscriptions.set(this.open);
     this.updatePolling();
+    this.advance(topic);
     return subscription;
   }
 
@@ -253,6 +296,10 @@ export class CountHub {
     for (const topic of this.topics.values()) {
       clearTimeout(topic.timer);
       for (const subscription of topic.subscribers) subscription.notify(true);
+      // No wave starts any more: streams still waiting for their first count are refused.
+      const closed = new StreamClosed("the server is shutting down");
+      topic.reading?.reject(closed);
+      topic.nextRead?.reject(closed);
     }
   }
 
@@ -280,34 +327,50 @@ export class CountHub {
   private changed(topic: Topic): void {
     if (this.topics.get(topic.tag) !== topic) return; // nobody watches it any more
     topic.changedAt ??= performance.now();
-    if (topic.running || topic.timer) return; // picked up when its wave ends, or when its timer fires
-    this.dirty.add(topic);
-    this.pump();
+    this.advance(topic);
   }
 
   /**
-   * Starts the next wave unless one runs: every changed topic not published
-   * within its interval (those wait for their turn), read in one round trip.
+   * What a topic that isn't being read does next: publishes its pending count
+   * once its interval is up; is read in the next wave at once if subscribers
+   * wait for their first count, or once its interval is up if it changed;
+   * otherwise waits for its timer. `justRead`: its wave has just ended.
    */
+  private advance(topic: Topic, justRead = false): void {
+    if (topic.running || this.closed || this.topics.get(topic.tag) !== topic) return; // its wave's end comes back here
+    const now = performance.now();
+    // A pending count read by an earlier wave, with changes since, is read again first (that
+    // wave's end publishes): the others get the newest count when their interval is up, not
+    // an older one and the newest an interval later. Just read, it is published whatever came
+    // since, or a steady stream of changes would hold every publication back.
+    const due = topic.lastPublishAt + this.intervalOf(topic) <= now;
+    if (topic.pending && due && (justRead || topic.changedAt === undefined)) this.publish(topic, topic.pending, now);
+    if (topic.nextRead) {
+      this.dirty.add(topic);
+      this.pump();
+      return;
+    }
+    if (topic.changedAt === undefined && !topic.pending) return;
+    const wait = topic.lastPublishAt + this.intervalOf(topic) - now;
+    if (wait <= 0) {
+      this.dirty.add(topic);
+      this.pump();
+    } else if (!topic.timer) {
+      topic.timer = setTimeout(() => {
+        topic.timer = undefined;
+        this.advance(topic);
+      }, wait);
+    }
+  }
+
+  /** Starts the next wave unless one runs: the topics advance() put in `dirty`, read in one round trip. */
   private pump(): void {
     if (this.waveRunning || this.closed) return;
     const wave: Topic[] = [];
-    const now = performance.now();
     for (const topic of this.dirty) {
       if (wave.length >= this.maxWave) break;
       this.dirty.delete(topic);
-      const wait = topic.lastPublishAt + this.intervalOf(topic) - now;
-      if (wait <= 0) {
-        wave.push(topic);
-        continue;
-      }
-      topic.timer = setTimeout(() => {
-        topic.timer = undefined;
-        if (this.topics.get(topic.tag) === topic) {
-          this.dirty.add(topic);
-          this.pump();
-        }
-      }, wait);
+      wave.push(topic);
     }
     if (wave.length === 0) return;
     this.waveRunning = true;
@@ -327,6 +390,9 @@ export class CountHub {
       topic.running = true;
       const at = topic.changedAt ?? performance.now();
       topic.changedAt = undefined; // changes from now on need another wave
+      // Subscribers arriving from now on wait for the next wave: this one's read may be older than them.
+      topic.reading = topic.nextRead;
+      topic.nextRead = undefined;
       return at;
     });
     let counts: number[];
@@ -341,9 +407,10 @@ export class CountHub {
         topic.running = false;
         // Keep the pending change for the retry; subscribers keep the last count meanwhile.
         topic.changedAt ??= changedAt[i];
-        // Those waiting for a first count are told; later subscribers wait for the retry.
-        topic.first?.reject(error);
-        if (topic.first) topic.first = deferred();
+        // Those waiting for a first count are told (no count at all beats an older one);
+        // subscribers that arrived during the wave wait for the retry.
+        topic.reading?.reject(error);
+        topic.reading = undefined;
       });
       this.retryLater();
       return;
@@ -352,10 +419,15 @@ export class CountHub {
       topic.running = false;
       if (this.closed) return;
       const count = counts[i] as number;
-      if (topic.value?.count !== count) this.publish(topic, count, changedAt[i] as number);
-      topic.first?.resolve();
-      topic.first = undefined;
-      if (topic.changedAt !== undefined) this.changed(topic);
+      // Compared with the newest count read, held back or not: subscribers may already hold a pending one.
+      if ((topic.pending ?? topic.value)?.count !== count) {
+        const seq = ++this.seq;
+        topic.pending = { id: `${this.boot}.${seq.toString(36)}`, count, seq, changedAt: changedAt[i] as number };
+      }
+      // Published now if the interval is up (advance), else held for the new subscribers only.
+      this.advance(topic, true);
+      topic.reading?.resolve();
+      topic.reading = undefined;
     });
   }
 
@@ -364,15 +436,21 @@ export class CountHub {
     if (this.retry || this.closed) return;
     this.retry = setTimeout(() => {
       this.retry = undefined;
-      for (const topic of this.topics.values()) if (topic.changedAt !== undefined) this.changed(topic);
+      for (const topic of this.topics.values()) {
+        if (topic.changedAt !== undefined) this.changed(topic);
+        else if (topic.nextRead) this.advance(topic);
+      }
     }, this.pollMs);
     this.retry.unref();
   }
 
-  private publish(topic: Topic, count: number, changedAt: number): void {
-    const seq = ++this.seq;
-    topic.value = { id: `${this.boot}.${seq.toString(36)}`, count, seq, changedAt };
-    topic.lastPublishAt = performance.now();
+  /** Sends the topic's pending count to every subscriber. */
+  private publish(topic: Topic, value: Published, now: number): void {
+    topic.value = value;
+    topic.pending = undefined;
+    topic.lastPublishAt = now;
+    clearTimeout(topic.timer);
+    topic.timer = undefined;
     for (const subscription of topic.subscribers) subscription.notify();
   }
 

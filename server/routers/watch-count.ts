@@ -23,9 +23,14 @@ const stream = publicProcedure.input(watchCountInput).subscription(async functio
   }
   try {
     try {
+      // The first count is read after this subscription began (count-hub.ts).
       await subscription.ready();
     } catch {
-      throw unavailable("The database is unavailable; try again shortly.");
+      throw unavailable(
+        subscription.closedByServer
+          ? "No more live streams here: the server is shutting down; try again shortly."
+          : "The database is unavailable; try again shortly.",
+      );
     }
     subscription.resumeFrom(input?.lastEventId);
     for (;;) {
