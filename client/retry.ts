@@ -33,7 +33,8 @@ export interface RetryOptions {
 }
 
 /**
- * Answers worth trying again: 503 (not stored, and never will be), 504 (the outcome
+ * Answers worth trying again: 503 (that attempt stored nothing, and never will;
+ * the retry, with the same idempotency key, may store it, once), 504 (the outcome
  * is unknown: the same idempotency key makes the retry store it at most once), or
  * no answer at all (connection refused, reset, cut).
  */

@@ -1,10 +1,12 @@
 // Answers that are true, for writes. A write is answered:
 // - with its result when PostgreSQL committed it (or an earlier attempt with
 //   the same key did);
-// - 503 SERVICE_UNAVAILABLE, "not stored", only when that is proven: PostgreSQL
-//   reported the attempt failed (an ERROR aborts its transaction; a failed
-//   connect sent nothing), or a tombstone now stands in its key's place, so it
-//   can never commit (db/add-order.ts, settle_write);
+// - 503 SERVICE_UNAVAILABLE, "this attempt stored nothing, and never will",
+//   only when that is proven: PostgreSQL reported the attempt failed (an ERROR
+//   aborts its transaction; a failed connect sent nothing), or a tombstone now
+//   stands in its place, so it can never commit (db/add-order.ts, settle_write).
+//   It is said of the attempt, not of the key: a retry with the same key, or
+//   another request carrying it meanwhile, may store the order (exactly once);
 // - 504 GATEWAY_TIMEOUT when its outcome can't be known in time (its commit
 //   still waits, e.g. on a synchronous standby, or PostgreSQL can't be asked):
 //   a retry with the same key settles it to exactly one row.
@@ -22,7 +24,7 @@ export interface WriteRun<T> {
   answerBy: number;
   /** One attempt, under its own id; lock waits end at `deadline`. */
   attempt(attemptId: string, deadline: Date): Promise<T>;
-  /** What became of an attempt that didn't answer: its result, or "absent" (proven never to be stored). */
+  /** What became of an attempt that didn't answer: its result, or "absent" (proven never to store anything). */
   settle(attemptId: string, waitMs: number): Promise<T | "absent">;
   metrics: Metrics;
 }
@@ -30,7 +32,8 @@ export interface WriteRun<T> {
 export const notStored = () =>
   new TRPCError({
     code: "SERVICE_UNAVAILABLE",
-    message: "The database is unavailable; nothing was stored. Try again shortly.",
+    message:
+      "The database is unavailable: this attempt stored nothing, and never will; retry with the same Idempotency-Key (the order is stored at most once).",
   });
 
 export const outcomeUnknown = () =>

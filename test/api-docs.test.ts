@@ -24,7 +24,12 @@ interface Operation {
   summary?: string;
   responses: Record<
     string,
-    { $ref?: string; headers?: Record<string, unknown>; content?: Record<string, { schema: unknown }> }
+    {
+      $ref?: string;
+      description?: string;
+      headers?: Record<string, unknown>;
+      content?: Record<string, { schema: unknown }>;
+    }
   >;
 }
 interface Document {
@@ -75,6 +80,16 @@ describe("/openapi.json", () => {
     }
     expect(document.paths["/add/"]?.post?.responses["503"]).toBeDefined();
     expect(document.paths["/trpc/orders.add"]?.post?.responses["504"]).toBeDefined();
+  });
+
+  it("promises of a write's 503 what is true of that attempt, not of its key", async () => {
+    const document = await documentOf();
+    for (const path of ["/add/", "/trpc/orders.add"]) {
+      const said = document.paths[path]?.post?.responses["503"]?.description;
+      // A retry with the same key, or another request carrying it, may still store the order.
+      expect(said, path).toMatch(/this attempt stored nothing, and never will/);
+      expect(said, path).toMatch(/retry with the same (Idempotency-Key|idempotencyKey)/);
+    }
   });
 
   it("describes tRPC's batch form, for queries by GET and mutations by POST", async () => {

@@ -113,7 +113,7 @@ async function expectAppConnectionsIdle(sql: postgres.Sql = db.sql): Promise<voi
     .toBe(0);
 }
 
-describe("a write answered 503 is not stored, and one answered 504 settles to one row or none", () => {
+describe("a write attempt answered 503 stored nothing, and one answered 504 settles to one row or none", () => {
   it("is not stored when another session holds LOCK orders past its deadline, even queued behind a full pool", async () => {
     const customer = 11;
     const holder = await db.sql.reserve();

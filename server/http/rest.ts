@@ -127,7 +127,9 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
             413: failure("the body is larger than the limit"),
             415: failure("the body is not JSON (Content-Type: application/json)"),
             422: failure("invalid input, naming the field"),
-            503: failure("the database is unavailable: the order was not stored, and never will be"),
+            503: failure(
+              "the database is unavailable: this attempt stored nothing, and never will; a retry with the same Idempotency-Key may store the order, once",
+            ),
             504: failure(
               "the database did not confirm the write in time: it may be stored; retry with the same Idempotency-Key",
             ),

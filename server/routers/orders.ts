@@ -119,7 +119,8 @@ documented(
       UNAUTHORIZED: "the server has an API_TOKEN and the bearer token was missing or wrong",
       NOT_FOUND: "no such customer",
       CONFLICT: "this idempotencyKey was already used for another order",
-      SERVICE_UNAVAILABLE: "nothing was stored, and nothing will be: try again",
+      SERVICE_UNAVAILABLE:
+        "this attempt stored nothing, and never will: retry with the same idempotencyKey, which stores the order at most once",
       GATEWAY_TIMEOUT:
         "the outcome is unknown: retry with the same idempotencyKey, which stores the order at most once",
     },
