@@ -15,7 +15,9 @@ export interface LocalValkey {
   readonly url: string;
   readonly port: number;
   /** Stops the server (SIGKILL) and starts a new one on the same port: empty, or from the last save(). */
-  restart(): Promise<void>;
+  restart(options?: { fromSnapshot?: boolean }): Promise<void>;
+  /** SIGSTOP or SIGCONT: a hung server, whose sockets stay open. */
+  signal(signal: "SIGSTOP" | "SIGCONT"): void;
   /** Writes a snapshot of what the server holds now, for the next restart to load. */
   save(): Promise<void>;
   stop(): Promise<void>;
@@ -39,6 +41,7 @@ export async function startLocalValkey(): Promise<LocalValkey> {
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, "exit");
+    child.kill("SIGCONT"); // a stopped server is killed all the same
     child.kill("SIGKILL"); // as a crash: nothing saved, connections reset
     await exited;
   };
@@ -46,9 +49,13 @@ export async function startLocalValkey(): Promise<LocalValkey> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    restart: async () => {
+    restart: async ({ fromSnapshot = false } = {}) => {
       await stop();
+      if (!fromSnapshot) rmSync(join(dir, "dump.rdb"), { force: true });
       await start();
+    },
+    signal: (signal) => {
+      child.kill(signal);
     },
     save: async () => {
       if ((await command(port, "SAVE")) !== "OK") throw new Error("the test Valkey did not save a snapshot");

@@ -91,7 +91,15 @@ export class TcpProxy {
     this.mode = "open";
     this.holding = false;
     this.holdAfter = undefined;
-    for (const [a, b] of this.pairs) {
+    for (const pair of this.pairs) {
+      const [a, b] = pair;
+      // A side closed during a partition: its close reaches the other side now.
+      if (a.destroyed || b.destroyed) {
+        a.destroy();
+        b.destroy();
+        this.pairs.delete(pair);
+        continue;
+      }
       a.resume();
       b.resume();
     }
