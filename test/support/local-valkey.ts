@@ -15,7 +15,7 @@ export interface LocalValkey {
   readonly url: string;
   readonly port: number;
   /** Stops the server (SIGKILL) and starts a new one on the same port: empty, or from the last save(). */
-  restart(options?: { fromSnapshot?: boolean }): Promise<void>;
+  restart(options?: { fromSnapshot?: boolean; downMs?: number }): Promise<void>;
   /** SIGSTOP or SIGCONT: a hung server, whose sockets stay open. */
   signal(signal: "SIGSTOP" | "SIGCONT"): void;
   /** Writes a snapshot of what the server holds now, for the next restart to load. */
@@ -49,8 +49,9 @@ export async function startLocalValkey(): Promise<LocalValkey> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    restart: async ({ fromSnapshot = false } = {}) => {
+    restart: async ({ fromSnapshot = false, downMs = 0 } = {}) => {
       await stop();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
       if (!fromSnapshot) rmSync(join(dir, "dump.rdb"), { force: true });
       await start();
     },

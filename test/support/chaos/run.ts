@@ -425,9 +425,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (isPerInstance(kind)) fault.instance = instance.index;
       switch (kind) {
         case "valkey-killed-empty":
-          return server.restart({ fromSnapshot: false });
+          return server.restart({ fromSnapshot: false, downMs: duration });
         case "valkey-restored-older":
-          return server.restart({ fromSnapshot: true });
+          return server.restart({ fromSnapshot: true, downMs: duration });
         case "valkey-client-killed": {
           const list = String((await command(server.port, "CLIENT", "LIST")) ?? "");
           const ids = [...list.matchAll(/\bid=(\d+)\b.*\bcmd=(\S+)/g)].filter((m) => m[2] !== "client|list");
