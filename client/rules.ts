@@ -5,6 +5,9 @@
 // this ships in @dellstore/client, where zod would weigh more than the client.
 import { formatCents, maxCents, parseCents } from "./money.ts";
 
+/** What a field that was left out gets, whatever its rule: the rules below judge values that are there. */
+export const requiredMessage = "is required";
+
 /** customerid is a PostgreSQL integer. */
 export const maxCustomerId = 2 ** 31 - 1;
 

@@ -14,6 +14,7 @@ import {
   moneyMessage,
   moneyPattern,
   moneyProblem,
+  requiredMessage,
   totalFits,
   totalMessage,
 } from "../client/rules.ts";
@@ -28,31 +29,44 @@ function judgedBy<T extends z.ZodType>(schema: T, problem: (value: z.output<T>) 
   });
 }
 
+/**
+ * zod's message for a value of the wrong type: "is required" when the field
+ * was left out (a missing field is not a wrong amount), else `message` (zod's
+ * own when there is none).
+ */
+const unlessMissing =
+  (message?: string) =>
+  ({ input }: { input?: unknown }) =>
+    input === undefined ? requiredMessage : message;
+
 // The .meta() states the rule's shape for the API documents (JSON Schema); the rule is the judge.
-export const customerId = judgedBy(z.number({ error: "must be a number" }), customerIdProblem).meta({
+export const customerId = judgedBy(z.number({ error: unlessMissing("must be a number") }), customerIdProblem).meta({
   type: "integer",
   minimum: 1,
   maximum: maxCustomerId,
 });
 
 /** A customer id as text, as FastAPI reads an int from a query string. */
-export const customerIdText = judgedBy(z.string(), customerIdTextProblem)
+export const customerIdText = judgedBy(z.string({ error: unlessMissing() }), customerIdTextProblem)
   .transform(Number)
   .meta({ pattern: customerIdTextPattern.source });
 
 /** A customer id in JSON, where FastAPI also takes it as text. */
 export const customerIdNumberOrText = judgedBy(
-  z.union([z.number(), z.string()], { error: "must be a positive whole number" }),
+  z.union([z.number(), z.string()], { error: unlessMissing("must be a positive whole number") }),
   (id) => (typeof id === "number" ? customerIdProblem(id) : customerIdTextProblem(id)),
 ).transform(Number);
 
-export const isoDate = judgedBy(z.string({ error: "must be a date as YYYY-MM-DD" }), isoDateProblem).meta({
+export const isoDate = judgedBy(
+  z.string({ error: unlessMissing("must be a date as YYYY-MM-DD") }),
+  isoDateProblem,
+).meta({
   pattern: isoDatePattern.source,
 });
 
 /** A non-negative amount with at most two decimals, as a number or a string; parsed to cents. */
 export const money = judgedBy(
-  z.union([z.number(), z.string().meta({ pattern: moneyPattern.source })], { error: moneyMessage }),
+  z.union([z.number(), z.string().meta({ pattern: moneyPattern.source })], { error: unlessMissing(moneyMessage) }),
   moneyProblem,
 ).transform((value) => parseCents(value) as bigint);
 
@@ -72,14 +86,17 @@ export const customerInput = z.object({ customerId });
 
 export const yearInput = z.object({
   year: z
-    .number({ error: "must be a number" })
+    .number({ error: unlessMissing("must be a number") })
     .int("must be a whole number")
     .min(1, "must be 1 or later")
     .max(9999, "must be 9999 or earlier"),
 });
 
 /** An Idempotency-Key: what a client resends with a retry so the write happens once. */
-export const idempotencyKey = judgedBy(z.string({ error: "must be a string" }), idempotencyKeyProblem).meta({
+export const idempotencyKey = judgedBy(
+  z.string({ error: unlessMissing("must be a string") }),
+  idempotencyKeyProblem,
+).meta({
   pattern: idempotencyKeyPattern.source,
 });
 
