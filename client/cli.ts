@@ -20,7 +20,27 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 
 const defaultServer = "http://127.0.0.1:8000";
 const serverUrl = () => process.env.SERVER_URL || defaultServer;
-const client = () => createClient({ url: serverUrl(), token: process.env.API_TOKEN });
+const client = () => createClient({ url: checkedServerUrl(serverUrl()), token: process.env.API_TOKEN });
+
+/**
+ * SERVER_URL as a URL the client can send to, or a UsageError saying what is
+ * wrong with it: without a scheme, fetch fails with ERR_INVALID_URL (or "unknown
+ * scheme" for localhost:8000, which parses as a URL of scheme "localhost:"),
+ * which would read as a server that isn't running.
+ */
+function checkedServerUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if ((url?.protocol === "http:" || url?.protocol === "https:") && url.hostname !== "") return value;
+  const like = value.includes("://") || value === "" ? defaultServer : `http://${value}`;
+  throw new UsageError(
+    `error: SERVER_URL must be a URL starting with http:// or https://, like ${like}; it is ${JSON.stringify(value)}`,
+  );
+}
 const printJson = (value: unknown) => console.log(JSON.stringify(value));
 
 /** A commander argument parser that checks the flag's text with the server's own rule (rules.ts). */

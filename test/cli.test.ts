@@ -153,6 +153,25 @@ describe("npm run client", () => {
     expect(result.stderr.trim().split("\n").at(-1)).toBe("error: Customer 99999 does not exist.");
   });
 
+  it.each([
+    [(url: string) => url.replace(/^http:\/\//, ""), "http://"],
+    [(url: string) => `localhost:${new URL(url).port}`, "http://"],
+    [(url: string) => url.replace(/^http:/, "ftp:"), "http://127.0.0.1:8000"],
+    [() => "http://", "http://127.0.0.1:8000"],
+  ])("says what is wrong with a SERVER_URL that isn't an http(s) URL, before any request (%#)", async (wrong, like) => {
+    // The server meant is listening (cases 0 and 1 name it without the scheme): the URL is refused before any request.
+    const value = wrong(server.url);
+    const result = await npm("npm run client count", { SERVER_URL: value });
+    expect(result.code).toBe(2);
+    const lines = result.stderr
+      .trim()
+      .split("\n")
+      .filter((l) => !l.startsWith("npm "));
+    expect(lines).toEqual([
+      `error: SERVER_URL must be a URL starting with http:// or https://, like ${like === "http://" ? `http://${value}` : like}; it is "${value}"`,
+    ]);
+  });
+
   it("says in one line that the server can't be reached, and exits non-zero", async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
     const result = await npm("npm run client count", { SERVER_URL: closed });
