@@ -1,8 +1,10 @@
 // The HTTP layer's edges: writes take JSON only (cross-site forms can't
 // write), HEAD answers every GET, the last of repeated query parameters wins,
-// the Host header is checked while bound to loopback, and a cache miss costs
-// one cache round trip and one input parse.
+// the Host header is checked while bound to loopback, a cache miss costs
+// one cache round trip and one input parse, and a request line or headers over
+// the limit get 414 or 431 before the connection closes.
 import { request } from "node:http";
+import { connect } from "node:net";
 import superjson from "superjson";
 import { afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { ordersCount } from "../server/routers/cache-policies.ts";
@@ -156,7 +158,7 @@ describe("a miss", () => {
 });
 
 describe("a superjson input nested thousands deep", () => {
-  // (By GET it can't get that deep: the URL is bounded by the 16 KiB header limit, 431.)
+  // (By GET it can't get that deep: the URL is bounded by the 16 KiB header limit, 414.)
   it("gets 400 with a message that says so, never a stack overflow's", async () => {
     const meta = `{"values":${"[".repeat(9000)}"undefined"${"]".repeat(9000)}}`;
     const res = await fetch(`${server.url}/trpc/orders.add`, {
@@ -168,5 +170,86 @@ describe("a superjson input nested thousands deep", () => {
     const text = await res.text();
     expect(text).not.toMatch(/call stack/i);
     expect(text).toMatch(/nested too deeply/);
+  });
+});
+
+describe("a request line or headers over the 16 KiB limit", () => {
+  /**
+   * Sends `head` on a fresh connection, 64 KiB at a time as a client on a real
+   * network would (the server reads some before the rest arrives), then
+   * half-closes, and reads what comes back until the server closes.
+   * Sent at once, 1 MB fits in loopback's socket buffers and the reset never shows.
+   */
+  const exchange = (head: string) =>
+    new Promise<{ answer: string; error?: string }>((resolve) => {
+      const { port } = new URL(server.url);
+      // Half-open allowed: like curl or a blocking client, it sends its whole request whatever arrives meanwhile.
+      const socket = connect({ port: Number(port), host: "127.0.0.1", allowHalfOpen: true });
+      let answer = "";
+      socket.setEncoding("latin1");
+      socket.on("data", (chunk: string) => {
+        answer += chunk;
+      });
+      // ECONNRESET (or EPIPE) is the bug: the server hung up with our request unread, so its kernel reset
+      // the connection, and a client still sending never reads the answer.
+      socket.on("error", (error: NodeJS.ErrnoException) => resolve({ answer, error: error.code ?? error.message }));
+      socket.on("close", () => resolve({ answer }));
+      const data = Buffer.from(head, "latin1");
+      const send = (from: number) => {
+        if (from >= data.length) return socket.end();
+        socket.write(data.subarray(from, from + 65536), () => setTimeout(() => send(from + 65536), 2));
+      };
+      send(0);
+    });
+  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as unknown;
+  const longUrl = `GET /${"a".repeat(1024 * 1024)} HTTP/1.1\r\nHost: localhost\r\n\r\n`;
+
+  it("answers a 1 MB URL with 414 and a {detail} body, then closes", async () => {
+    const { answer, error } = await exchange(longUrl);
+    expect(error).toBeUndefined();
+    expect(answer).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+    expect(answer).toMatch(/\r\ncontent-type: application\/json\r\n/i);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(bodyOf(answer)).toEqual({ detail: expect.stringMatching(/^URI Too Long: /) });
+  });
+
+  it("answers a 20 KB URL sent in one packet with its headers with 414, to fetch too", async () => {
+    const res = await fetch(`${server.url}/count?customerid=${"9".repeat(20_000)}`);
+    expect(res.status).toBe(414);
+    expect(await res.json()).toEqual({ detail: expect.stringMatching(/^URI Too Long: /) });
+  });
+
+  it("answers headers over the limit with 431 and a {detail} body, then closes", async () => {
+    const headers = Array.from({ length: 40 }, (_, i) => `X-Filler-${i}: ${"y".repeat(1000)}\r\n`).join("");
+    const { answer, error } = await exchange(`GET /count HTTP/1.1\r\nHost: localhost\r\n${headers}\r\n`);
+    expect(error).toBeUndefined();
+    expect(answer).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(bodyOf(answer)).toEqual({ detail: expect.stringMatching(/^Request Header Fields Too Large: /) });
+  });
+
+  it("closes a refused connection whose client never stops sending, within seconds", async () => {
+    const { port } = new URL(server.url);
+    const socket = connect({ port: Number(port), host: "127.0.0.1", allowHalfOpen: true });
+    let answer = "";
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => {
+      answer += chunk;
+    });
+    socket.on("error", () => {}); // reset at the end: it was still sending
+    const started = performance.now();
+    const closed = new Promise<number>((resolve) => socket.on("close", () => resolve(performance.now() - started)));
+    socket.write(`GET /${"a".repeat(32 * 1024)}`);
+    const endless = setInterval(() => socket.writable && socket.write("a".repeat(1024)), 50);
+    const ms = await closed;
+    clearInterval(endless);
+    expect(answer).toMatch(/^HTTP\/1\.1 414 /);
+    expect(ms).toBeLessThan(5000);
+  });
+
+  it("still serves a normal request on a new connection", async () => {
+    await exchange(longUrl);
+    const res = await fetch(`${server.url}/count`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ count: await orderCount() });
   });
 });

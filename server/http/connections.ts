@@ -1,8 +1,10 @@
 // The node:http server underneath Fastify, and what a framework doesn't do
 // for us: bind the port before anything else starts, bound how many requests
-// one connection has in flight, and drain on shutdown.
+// one connection has in flight, answer a request node:http can't parse (a URL
+// or headers over the limit) before closing, and drain on shutdown.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Config } from "../config.ts";
 import { headersForStatus } from "./protocol.ts";
 
@@ -17,6 +19,60 @@ type Tracked = Socket & { [inFlight]?: ServerResponse[]; [awaitingDrain]?: boole
 const mustWait = (socket: Tracked, max: number) => (socket[inFlight]?.length ?? 0) >= max || socket.writableNeedDrain;
 
 const maxEarly = 1000;
+
+/** The request line and headers together, in bytes: node:http refuses a request past it (HPE_HEADER_OVERFLOW). */
+export const maxHeaderBytes = 16 * 1024;
+
+/**
+ * How long a refused connection's input is still read (and dropped) after the
+ * refusal went out. Closed with its request unread, a connection is reset by
+ * the kernel, and a client still sending its request gets ECONNRESET or EPIPE
+ * and never reads the answer (the "lingering close" of other servers).
+ */
+const lingerMs = 2000;
+const refused = Symbol("refused");
+
+type ClientError = NodeJS.ErrnoException & { rawPacket?: Buffer };
+
+/**
+ * What to answer a request node:http refused while reading it: a status, its
+ * reason, the detail; undefined when there is no one to answer (a reset).
+ */
+function refusalOf(error: ClientError): [number, string, string] | undefined {
+  switch (error.code) {
+    case "ECONNRESET":
+      return undefined;
+    case "HPE_HEADER_OVERFLOW":
+      return overflowed(error.rawPacket) === "request line"
+        ? [414, "URI Too Long", `URI Too Long: the request line is longer than ${maxHeaderBytes} bytes`]
+        : [
+            431,
+            "Request Header Fields Too Large",
+            `Request Header Fields Too Large: the request line and headers are longer than ${maxHeaderBytes} bytes`,
+          ];
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return [413, "Payload Too Large", "Payload Too Large: a chunk extension is too long"];
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return [408, "Request Timeout", "Request Timeout: the request took too long to arrive"];
+    default:
+      return [400, "Bad Request", "Bad Request: not a valid HTTP/1.1 request"];
+  }
+}
+
+/**
+ * Which part of a request went over maxHeaderBytes, from the packet being read
+ * when it did (node:http says no more). A packet that starts the request and
+ * whose first line end is past the limit, or one with no line end at all (the
+ * overflowing line began earlier and is still going: a URL, in practice), is
+ * the request line's; otherwise the headers'.
+ */
+function overflowed(packet: Buffer | undefined): "request line" | "headers" {
+  if (packet === undefined) return "headers";
+  const lineEnd = packet.indexOf("\r\n");
+  if (lineEnd === -1) return "request line";
+  const startsRequest = /^[A-Z]+ \S/.test(packet.subarray(0, 32).toString("latin1"));
+  return startsRequest && lineEnd >= maxHeaderBytes ? "request line" : "headers";
+}
 
 function unavailable(res: ServerResponse): void {
   const body = JSON.stringify({ detail: "The server is starting or stopping; try again shortly." });
@@ -45,6 +101,8 @@ export class Listener {
    * a connection's array holds only what it has in flight.
    */
   private readonly sockets = new Set<Tracked>();
+  /** Connections refused while reading their request, read until their client is done (bounded by lingerMs). */
+  private readonly lingering = new Set<Duplex>();
   private closing = false;
   private readonly maxInFlight: number;
 
@@ -54,6 +112,8 @@ export class Listener {
   ) {
     this.maxInFlight = options.maxInFlightPerConnection ?? 16;
     server.on("request", (req, res) => this.accept(req, res));
+    // Fastify adds a handler of its own, told to do nothing (server.ts): this one answers.
+    server.on("clientError", (error: ClientError, socket: Duplex) => this.refuse(error, socket));
   }
 
   /** Binds the port, and nothing else: a start that fails here has touched nothing shared. */
@@ -64,7 +124,7 @@ export class Listener {
       headersTimeout: limits.headersTimeoutSeconds * 1000,
       requestTimeout: limits.requestTimeoutSeconds * 1000,
       connectionsCheckingInterval: 1000,
-      maxHeaderSize: 16 * 1024,
+      maxHeaderSize: maxHeaderBytes,
     });
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
@@ -122,6 +182,42 @@ export class Listener {
     if (socket.isPaused()) this.resumeOnceDrained(socket);
   }
 
+  /**
+   * Answers a request node:http couldn't read (a URL or headers over the
+   * limit, a malformed request, a timeout) with its status and a {"detail"}
+   * body, then closes: at once for a timeout (the client has had its time),
+   * else once the client has sent the rest of its request, which is read and
+   * dropped, for at most lingerMs.
+   */
+  private refuse(error: ClientError, socket: Duplex & { [refused]?: boolean }): void {
+    // node:http reports the error again for every later chunk it reads of this connection: dropped.
+    if (socket[refused]) return;
+    socket[refused] = true;
+    const refusal = refusalOf(error);
+    // An answer that has begun on this connection can't be followed by another.
+    const answering = (socket as Tracked)[inFlight]?.some((res) => res.headersSent) ?? false;
+    if (refusal === undefined || answering || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const [status, reason, detail] = refusal;
+    const body = JSON.stringify({ detail });
+    socket.end(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      socket.destroy();
+      return;
+    }
+    this.lingering.add(socket);
+    const timer = setTimeout(() => socket.destroy(), lingerMs);
+    socket.once("end", () => socket.destroy());
+    socket.once("close", () => {
+      clearTimeout(timer);
+      this.lingering.delete(socket);
+    });
+  }
+
   /** A client that doesn't read its answers isn't read either. */
   private resumeOnceDrained(socket: Tracked): void {
     if (socket.destroyed || socket[awaitingDrain]) return;
@@ -146,6 +242,7 @@ export class Listener {
       for (const res of socket[inFlight] ?? []) if (!res.headersSent) res.setHeader("connection", "close");
     }
     for (const [, res] of this.early.splice(0)) unavailable(res);
+    for (const socket of this.lingering) socket.destroy();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeIdleConnections();
     const force = setTimeout(() => this.server.closeAllConnections(), graceMs).unref();

@@ -91,6 +91,9 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
         error.statusCode ?? 400,
         error.statusCode === 414 ? "URI Too Long" : "The URL is not valid",
       ),
+    // A request node:http can't read (a URL or headers over the limit) is the listener's to answer
+    // (connections.ts); Fastify's own answer would reset a connection whose client is still sending.
+    clientErrorHandler: () => {},
     serverFactory: (handler) => {
       handle = handler;
       return listener.server;
