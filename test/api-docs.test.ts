@@ -22,6 +22,7 @@ interface Operation {
     content: Record<string, { schema: { required: string[]; properties: Record<string, unknown> }; example?: unknown }>;
   };
   summary?: string;
+  tags?: string[];
   responses: Record<
     string,
     {
@@ -35,6 +36,7 @@ interface Operation {
 interface Document {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
+  tags?: { name: string; description?: string }[];
 }
 const documentOf = async () => (await (await fetch(`${server.url}/openapi.json`)).json()) as Document;
 
@@ -90,6 +92,31 @@ describe("/openapi.json", () => {
       expect(said, path).toMatch(/this attempt stored nothing, and never will/);
       expect(said, path).toMatch(/retry with the same (Idempotency-Key|idempotencyKey)/);
     }
+  });
+
+  it("groups every operation under a described tag: none untagged, none under Swagger UI's 'default'", async () => {
+    const document = await documentOf();
+    const declared = new Map((document.tags ?? []).map((tag) => [tag.name, tag.description]));
+    const tagOf = new Map<string, string>();
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        expect(operation.tags, where).toHaveLength(1);
+        const [tag = ""] = operation.tags ?? [];
+        expect(tag, where).not.toBe("default");
+        expect(declared.get(tag), `${where}: tag ${tag} has a description`).toMatch(/\w{3,}/);
+        tagOf.set(where, tag);
+      }
+    }
+    // The FastAPI tutorial's routes together, tRPC's procedures under their own.
+    const rest = tagOf.get("GET /count");
+    expect(rest).toMatch(/REST/);
+    for (const where of ["GET /count/", "POST /add/", "POST /add"]) expect(tagOf.get(where), where).toBe(rest);
+    expect(tagOf.get("GET /trpc/orders.count")).toBe("tRPC");
+    expect(tagOf.get("POST /trpc/orders.add")).toBe("tRPC");
+    expect(tagOf.get("GET /trpc/{procedures}")).toBe("tRPC");
+    // Every declared tag is used.
+    expect([...declared.keys()].sort()).toEqual([...new Set(tagOf.values())].sort());
   });
 
   it("describes tRPC's batch form, for queries by GET and mutations by POST", async () => {

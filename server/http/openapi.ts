@@ -3,7 +3,8 @@
 // schemas; the tRPC procedures from the router's own declarations
 // (routers/documented.ts), so a procedure added to the router is documented
 // with no other edit. What every answer obeys (protocol.ts: 405, 421,
-// Retry-After) is added to every operation here.
+// Retry-After) is added to every operation here, and each operation is put
+// under one of the document's tags (Swagger UI's groups) here.
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import { type TRPC_ERROR_CODE_KEY, TRPCError } from "@trpc/server";
@@ -17,6 +18,38 @@ import { maxBatchSize } from "./limits.ts";
 import { retryAfterSeconds, trpcPrefix } from "./protocol.ts";
 
 type Json = Record<string, unknown>;
+
+/** The document's groups, in the order Swagger UI shows them. */
+const tags = {
+  rest: {
+    name: "REST (FastAPI-compatible)",
+    description:
+      'The FastAPI tutorial\'s routes, answered exactly as it did, for curl: `GET /count[?customerid=N]` and `POST /add/` (also at `/count/` and `/add`). Errors are `{"detail": "..."}`.',
+  },
+  trpc: {
+    name: "tRPC",
+    description:
+      "The typed API (@dellstore/client), at /trpc: each procedure, superjson-serialized, and the batch form. Errors are tRPC's, with the failing fields in data.fields.",
+  },
+  live: {
+    name: "Live",
+    description:
+      "Order counts as they change: a Server-Sent Events stream for curl and EventSource, and the /live page.",
+  },
+  operations: { name: "Operations", description: "For load balancers and monitoring: health and Prometheus metrics." },
+} satisfies Record<string, OpenAPIV3_1.TagObject>;
+
+/** Each route's tag, by its path; tRPC's are all under tRPC. A route missing here is untagged (test/api-docs.test.ts says so). */
+const tagOfPath: Record<string, string> = {
+  "/count": tags.rest.name,
+  "/count/": tags.rest.name,
+  "/add/": tags.rest.name,
+  "/add": tags.rest.name,
+  "/count/stream": tags.live.name,
+  "/live": tags.live.name,
+  "/health": tags.operations.name,
+  "/metrics": tags.operations.name,
+};
 
 const schema = (type: z.ZodType, io: "input" | "output"): Json => {
   const { $schema: _, ...json } = z.toJSONSchema(type, { io, unrepresentable: "any" }) as Json;
@@ -100,7 +133,7 @@ function procedureOperation(path: string, doc: ProcedureDoc) {
   };
   const input = superjsonOf(schema(doc.input, "input"));
   const example = { json: doc.example };
-  const common = { tags: ["tRPC"], summary: doc.summary, operationId: path, responses };
+  const common = { tags: [tags.trpc.name], summary: doc.summary, operationId: path, responses };
   if (doc.kind === "subscription") {
     return {
       get: {
@@ -156,7 +189,7 @@ function batchOperations(procedures: ReadonlyMap<string, ProcedureDoc>) {
     items: { anyOf: [{ type: "object", properties: { result: { type: "object" } } }, trpcError] },
   };
   const operation = (kind: ProcedureKind) => ({
-    tags: ["tRPC"],
+    tags: [tags.trpc.name],
     operationId: `batch.${kind}`,
     summary: `Several ${kind === "query" ? "queries" : "mutations"} in one request (tRPC's batch form)`,
     description: `At most ${maxBatchSize} calls. The status is 200 when every call succeeded, 207 when some failed, otherwise the calls' common error status.`,
@@ -210,10 +243,12 @@ const retryAfter = {
   },
 };
 
-/** Adds 405, 421 and Retry-After to every operation: they hold for every path. */
+/** Adds 405, 421 and Retry-After to every operation: they hold for every path; and the path's tag, if it has none. */
 function withProtocol(paths: Record<string, Record<string, Json>>) {
-  for (const operations of Object.values(paths)) {
+  for (const [path, operations] of Object.entries(paths)) {
+    const tag = tagOfPath[path];
     for (const operation of Object.values(operations)) {
+      if (tag !== undefined && operation.tags === undefined) operation.tags = [tag];
       const responses = (operation.responses ?? {}) as Record<string, Json>;
       for (const status of ["503", "504"]) {
         const response = responses[status];
@@ -243,6 +278,7 @@ export async function registerDocs(app: FastifyInstance, { version, procedures }
         description:
           "The FastAPI tutorial's REST routes, and the tRPC API at /trpc (superjson). TypeScript apps use the typed client, @dellstore/client.",
       },
+      tags: Object.values(tags),
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } }, responses: commonResponses },
     },
     transform: jsonSchemaTransform,
