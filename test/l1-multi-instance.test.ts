@@ -84,7 +84,12 @@ describe("three instances with the in-process tier", () => {
     expect(writes.filter((w) => w.via === "psql").length).toBeGreaterThan(10);
     expect(reads.length).toBeGreaterThan(1000);
     expect(hits).toBeGreaterThan(100); // the tier was in use
-    expect(stale).toEqual([]);
+    const t0 = Math.min(...reads.map((r) => r.start));
+    const missed = stale.map((r) => {
+      const last = writes.filter((w) => (r.key === "all" || w.customer === r.key) && w.end <= r.start).at(-1);
+      return `instance ${r.server} read ${r.key}=${r.value} at ${Math.round(r.start - t0)} ms; last write ${last?.via} ended ${Math.round((last?.end ?? 0) - t0)} ms`;
+    });
+    expect(missed).toEqual([]);
     expect(impossibleReads(history)).toEqual([]);
   }, 120_000);
 });
