@@ -1,13 +1,14 @@
 // npm start: the service, configured from the environment.
+import { constants } from "node:os";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { scriptArgs } from "../db/script.ts";
 import { StartupError, startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
-import { createLogger } from "./logger.ts";
+import { createLogger, type Logger } from "./logger.ts";
 import { startTracing, tracingRequested } from "./telemetry/index.ts";
 
 scriptArgs(
-  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). Stops on SIGTERM or SIGINT.',
+  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). On SIGTERM or SIGINT (Ctrl-C) it finishes\n  the requests in flight and stops; a third signal stops it at once.',
   {},
 );
 
@@ -26,19 +27,49 @@ const tracing = tracingRequested(process.env) ? await startTracing() : undefined
 try {
   const app = await startApp(config, log, { tracing });
   log.info({ url: app.url, tracing: tracing !== undefined }, `listening on ${app.url}`);
-  const stop = async (signal: NodeJS.Signals) => {
-    log.info({ signal }, "shutting down: finishing in-flight requests");
+  stopOnSignals(log, async () => {
     await app.close();
     await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, "could not flush the last spans"));
-    log.info("stopped");
-    process.exit(0);
-  };
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  });
 } catch (error) {
   const fix = whatToFix(error);
   log.fatal(fix ? {} : { err: error }, fix ? `start-up failed: ${fix}` : "start-up failed");
   process.exit(1);
+}
+
+/**
+ * SIGTERM or SIGINT drains (`close`) and exits 0. Signals come in pairs: a
+ * Ctrl-C under `npm start` reaches the server from the terminal (its whole
+ * process group) and again from npm, which forwards it; so a second signal
+ * must not cut the drain short. A third one stops at once, as many servers
+ * do, for whoever can't wait for SHUTDOWN_GRACE_SECONDS.
+ */
+function stopOnSignals(log: Logger, close: () => Promise<void>): void {
+  let received = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received += 1;
+    if (received === 1) {
+      log.info({ signal }, "shutting down: finishing in-flight requests");
+      close().then(
+        () => {
+          log.info("stopped");
+          process.exit(0);
+        },
+        (error: unknown) => {
+          log.error({ err: error }, "could not stop cleanly");
+          process.exit(1);
+        },
+      );
+    } else if (received === 2) {
+      log.info({ signal }, `${signal} again: still finishing the requests in flight (a third signal stops at once)`);
+    } else {
+      log.warn({ signal }, `a third signal (${signal}): stopping at once, without finishing the requests in flight`);
+      // As a shell reports a process ended by that signal. Exiting runs the exit hooks: DATA_DIR's lock is released.
+      process.exit(128 + constants.signals[signal]);
+    }
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
 }
 
 /**
