@@ -10,22 +10,38 @@ const optionalUrl = z
   .transform((value) => value || undefined)
   .optional();
 
-/** A connection URL with one of `schemes`; a bad one is quoted back with its password masked. */
+/** A connection URL with one of `schemes`; what is wrong is said by loadConfig, with the password masked. */
 function connectionUrl(schemes: readonly string[], example: string) {
   return optionalUrl.superRefine((value, ctx) => {
     if (value === undefined) return;
     const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
     if (hasScheme && URL.canParse(value) && schemes.includes(new URL(value).protocol)) return;
-    // Without "scheme://" we can't tell which part is a password: quote none of it.
-    const quoted = hasScheme ? `, not ${JSON.stringify(maskSecrets(value))}` : "";
-    ctx.addIssue({ code: "custom", message: `must be a URL like ${example}${quoted}` });
+    ctx.addIssue({ code: "custom", message: `must be a URL like ${example}` });
   });
 }
 
-const postgresUrl = connectionUrl(["postgres:", "postgresql:"], "postgres://user:password@host:5432/dbname");
-const valkeyUrl = connectionUrl(["redis:", "rediss:", "valkey:", "valkeys:"], "redis://:password@host:6379");
+// The examples carry no password: the logger would mask it to "***" (a password goes in as user:password@host).
+const postgresUrl = connectionUrl(
+  ["postgres:", "postgresql:"],
+  "postgres://user@host:5432/dbname (with a password: user:password@host)",
+);
+const valkeyUrl = connectionUrl(
+  ["redis:", "rediss:", "valkey:", "valkeys:"],
+  "redis://host:6379 (with a password: :password@host, or rediss:// for TLS)",
+);
 
-const positiveInt = z.coerce.number().int().positive();
+/** A whole number from `min` up, every failure said the same way: what it must be. */
+function wholeNumber(requirement: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return z.preprocess(
+    // Number("") and Number(" ") are 0: an empty value is no number, not a zero.
+    (value) => (typeof value === "string" && value.trim() === "" ? Number.NaN : value),
+    z.coerce.number({ error: requirement }).int(requirement).min(min, requirement).max(max, requirement),
+  );
+}
+
+const seconds = wholeNumber("must be a whole number of seconds, 1 or more", 1);
+const count = (what: string) => wholeNumber(`must be a whole number of ${what}, 1 or more`, 1);
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 const envSchema = z.object({
   DATABASE_URL: postgresUrl,
@@ -36,27 +52,38 @@ const envSchema = z.object({
     .string()
     .trim()
     .transform((value) => (value ? value.split(",").map((node) => node.trim()) : undefined))
-    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "must be host:port")).optional())
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              /^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/,
+              "must be host:port pairs separated by commas, like 10.0.0.1:7000,10.0.0.2:7000",
+            ),
+        )
+        .optional(),
+    )
     .optional(),
-  CACHE_TTL_SECONDS: positiveInt.optional(),
-  CACHE_TIMEOUT_SECONDS: positiveInt.optional(),
-  CACHE_PREFIX: z.string().min(1).default("dellstore"),
-  L1_MAX_BYTES: z.preprocess(
-    // Number("") is 0, which would turn the tier off unasked.
-    (value) => (typeof value === "string" && value.trim() === "" ? Number.NaN : value),
-    z.coerce
-      .number({ error: "must be a number of bytes (0 turns the in-process tier off)" })
-      .int("must be a whole number of bytes")
-      .min(0, "must be 0 (off) or a number of bytes")
-      .max(Number.MAX_SAFE_INTEGER)
-      .default(64 * 1024 * 1024),
+  CACHE_TTL_SECONDS: seconds.optional(),
+  CACHE_TIMEOUT_SECONDS: seconds.optional(),
+  CACHE_PREFIX: z.string().min(1, "must not be empty (unset, it is dellstore)").default("dellstore"),
+  L1_MAX_BYTES: wholeNumber("must be a whole number of bytes (0 turns the in-process tier off)", 0).default(
+    64 * 1024 * 1024,
   ),
-  DATABASE_TIMEOUT_SECONDS: positiveInt.default(10),
-  DATABASE_POOL_SIZE: positiveInt.optional(),
-  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
-  HOST: z.string().min(1).default("127.0.0.1"),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  DATA_DIR: z.string().min(1).default("./.data"),
+  DATABASE_TIMEOUT_SECONDS: seconds.default(10),
+  DATABASE_POOL_SIZE: count("connections").optional(),
+  // 0: any free port, which the "listening on" line names (the tests start servers so).
+  PORT: wholeNumber("must be a port number (1–65535, or 0 for any free one)", 0, 65535).default(8000),
+  HOST: z.string().min(1, "must be a host name or an address to listen on, like 127.0.0.1").default("127.0.0.1"),
+  LOG_LEVEL: z.enum(logLevels, `must be one of ${logLevels.join(", ")}`).default("info"),
+  LOG_FORMAT: z
+    .string()
+    .trim()
+    .transform((value) => value || undefined)
+    .pipe(z.enum(["pretty", "json"], "must be pretty or json (unset: pretty on a terminal, json otherwise)").optional())
+    .optional(),
+  DATA_DIR: z.string().min(1, "must be a directory (unset, it is ./.data)").default("./.data"),
   API_TOKEN: z
     .string()
     .trim()
@@ -73,9 +100,9 @@ const envSchema = z.object({
         .optional(),
     )
     .optional(),
-  MAX_BODY_BYTES: positiveInt.default(64 * 1024),
-  HTTP_HEADERS_TIMEOUT_SECONDS: positiveInt.default(10),
-  HTTP_REQUEST_TIMEOUT_SECONDS: positiveInt.default(30),
+  MAX_BODY_BYTES: count("bytes").default(64 * 1024),
+  HTTP_HEADERS_TIMEOUT_SECONDS: seconds.default(10),
+  HTTP_REQUEST_TIMEOUT_SECONDS: seconds.default(30),
   ALLOWED_HOSTS: z
     .string()
     .transform((value) =>
@@ -84,11 +111,34 @@ const envSchema = z.object({
         .map((host) => host.trim().toLowerCase())
         .filter(Boolean),
     )
-    .pipe(z.array(z.string().regex(/^[a-z0-9.-]+$|^\[?[0-9a-f:]+\]?$/, "must be host names, comma-separated")))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^[a-z0-9.-]+$|^\[?[0-9a-f:]+\]?$/, "must be host names separated by commas, like example.com"),
+      ),
+    )
     .default([]),
-  SHUTDOWN_GRACE_SECONDS: positiveInt.default(10),
-  MAX_SUBSCRIPTIONS: positiveInt.default(10_000),
+  SHUTDOWN_GRACE_SECONDS: seconds.default(10),
+  MAX_SUBSCRIPTIONS: count("streams").default(10_000),
 });
+
+// Never quoted back, not even masked.
+const secretVariables = new Set(["API_TOKEN"]);
+const urlVariables = new Set(["DATABASE_URL", "PG_SERVICE_URI", "VALKEY_URL", "VALKEY_SERVICE_URI"]);
+
+/** What the variable held, as the message quotes it: `got 'abc'`; never a secret. */
+function got(name: string, value: string | undefined): string {
+  if (value === undefined || secretVariables.has(name)) return "";
+  if (value.trim() === "") return ", got an empty value";
+  if (urlVariables.has(name)) {
+    // Without "scheme://" there's no telling which part is a password: quote none of it.
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value.trim())) return "";
+    value = maskSecrets(value.trim());
+  }
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return /^[\x20-\x7e]*$/.test(shown) && !shown.includes("'") ? `, got '${shown}'` : `, got ${JSON.stringify(shown)}`;
+}
 
 export interface Config {
   /** A PostgreSQL URL, or undefined for the embedded PGlite database under `dataDir`. */
@@ -107,6 +157,8 @@ export interface Config {
   port: number;
   host: string;
   logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  /** LOG_FORMAT; unset: pretty when standard output is a terminal, JSON otherwise (server/logger.ts). */
+  logFormat: "pretty" | "json" | undefined;
   dataDir: string;
   /** When set, mutations need `Authorization: Bearer <apiToken>`. */
   apiToken: string | undefined;
@@ -137,12 +189,21 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses the environment; throws a ConfigError naming each bad variable (never a password). */
+/**
+ * Parses the environment; throws a ConfigError saying, for each bad variable,
+ * what it must be and what it held ("PORT must be a port number (1–65535, or 0
+ * for any free one), got 'abc'"), never a password or a token.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-    throw new ConfigError(`invalid configuration: ${problems.join("; ")}`);
+    // One problem per variable: a value can break several rules of the same requirement.
+    const problems = new Map<string, string>();
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0]);
+      if (!problems.has(name)) problems.set(name, `${name} ${issue.message}${got(name, env[name])}`);
+    }
+    throw new ConfigError(`invalid configuration: ${[...problems.values()].join("; ")}`);
   }
   const e = parsed.data;
   return {
@@ -157,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     dataDir: e.DATA_DIR,
     apiToken: e.API_TOKEN,
     maxSubscriptions: e.MAX_SUBSCRIPTIONS,
@@ -169,3 +231,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
 }
+
+/**
+ * LOG_FORMAT alone, for saying that the rest of the configuration is wrong in
+ * the format asked for: unset or itself wrong, the format is chosen by the terminal.
+ */
+export function logFormatSetting(env: NodeJS.ProcessEnv = process.env): Config["logFormat"] {
+  const parsed = envSchema.shape.LOG_FORMAT.safeParse(env.LOG_FORMAT);
+  return parsed.success ? parsed.data : undefined;
+}
+

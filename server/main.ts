@@ -3,12 +3,12 @@ import { constants } from "node:os";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { scriptArgs } from "../db/script.ts";
 import { StartupError, startApp } from "./app.ts";
-import { ConfigError, loadConfig } from "./config.ts";
-import { createLogger, type Logger } from "./logger.ts";
+import { ConfigError, loadConfig, logFormatSetting } from "./config.ts";
+import { createLogger, type Logger, logFormat } from "./logger.ts";
 import { startTracing, tracingRequested } from "./telemetry/index.ts";
 
 scriptArgs(
-  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, ...). On SIGTERM or SIGINT (Ctrl-C) it finishes\n  the requests in flight and stops; a third signal stops it at once.',
+  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, LOG_FORMAT, ...). On SIGTERM or SIGINT (Ctrl-C) it finishes\n  the requests in flight and stops; a third signal stops it at once.',
   {},
 );
 
@@ -17,11 +17,12 @@ try {
   config = loadConfig();
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
-  console.error(error.message);
+  // Said as every other start-up failure is: a log line, in the format the terminal or LOG_FORMAT asks for.
+  createLogger("info", undefined, logFormat(logFormatSetting())).fatal(error.message);
   process.exit(1);
 }
 
-const log = createLogger(config.logLevel);
+const log = createLogger(config.logLevel, undefined, logFormat(config.logFormat));
 // OpenTelemetry only when an OTEL_* variable asks for it; the SDK reads them itself.
 const tracing = tracingRequested(process.env) ? await startTracing() : undefined;
 try {

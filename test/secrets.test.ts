@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createLogger } from "../server/logger.ts";
 import { maskSecrets } from "../server/secrets.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { run } from "./support/run.ts";
+import { lastJson, run } from "./support/run.ts";
 import { startServerProcess } from "./support/server-process.ts";
 import { withPassword } from "./support/urls.ts";
 
@@ -60,14 +60,37 @@ describe("the logger", () => {
     });
     expect(JSON.parse(lines[2] as string).msg).toBe("no answer from rediss://default:***@cache:6380");
   });
+
+  it("masks them the same in the pretty format a terminal gets", () => {
+    let written = "";
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        written += chunk;
+        done();
+      },
+    });
+    const log = createLogger("debug", sink, "pretty");
+    let invalid: unknown;
+    try {
+      new URL("postgres://admin:s3cret@db:port/shop");
+    } catch (error) {
+      invalid = error;
+    }
+    log.fatal({ err: invalid }, "start-up failed");
+    log.warn({ target: new URL("redis://:s3cret@cache:6379") }, "at postgres://a:s3cret@h/d");
+    expect(written).toContain("FATAL: start-up failed");
+    expect(written).toContain("postgres://admin:***@db:port/shop");
+    expect(written).toContain("WARN: at postgres://a:***@h/d");
+    expect(written).not.toContain("s3cret");
+  });
 });
 
 describe("the server process", () => {
   it("refuses a malformed DATABASE_URL, naming it with the password masked", async () => {
     const result = await run(serve[0], serve.slice(1), { DATABASE_URL: "postgres://admin:s3cret-Pa55@db:port/shop" });
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(
-      'DATABASE_URL: must be a URL like postgres://user:password@host:5432/dbname, not "postgres://admin:***@db:port/shop"',
+    expect((lastJson(result.stdout) as { msg: string }).msg).toBe(
+      "invalid configuration: DATABASE_URL must be a URL like postgres://user@host:5432/dbname (with a password: user:password@host), got 'postgres://admin:***@db:port/shop'",
     );
     expect(result.stdout + result.stderr).not.toContain("s3cret-Pa55");
   });
@@ -75,7 +98,9 @@ describe("the server process", () => {
   it("refuses an API_TOKEN with whitespace inside", async () => {
     const result = await run(serve[0], serve.slice(1), { API_TOKEN: "two words-0123456789" });
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^invalid configuration: API_TOKEN: must not contain spaces/m);
+    expect((lastJson(result.stdout) as { msg: string }).msg).toMatch(
+      /^invalid configuration: API_TOKEN must not contain spaces or other whitespace \(it is sent as `Authorization: Bearer <API_TOKEN>`\)$/,
+    );
     expect(result.stdout + result.stderr).not.toContain("two words");
   });
 
