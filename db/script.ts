@@ -2,7 +2,7 @@
 // the benchmarks): flags read one way, `--help` answered before any work, and
 // one-line errors with no stack traces or connection strings.
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { describeConnectionError } from "./client.ts";
+import { describeDatabaseFailure } from "../server/database-misconfiguration.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type ParsedFlags<T extends Options> = ReturnType<
@@ -28,11 +28,16 @@ export function scriptArgs<const T extends Options>(usage: string, options: T): 
   }
 }
 
+/**
+ * Runs a db script's work; a failure is one line on stderr and exit code 1. A
+ * connection that failed is said with the server and database it was for (the
+ * scripts, like the server, use DATABASE_URL), never with the password.
+ */
 export async function runScript(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (error) {
-    console.error(`error: ${describeConnectionError(error)}`);
+    console.error(`error: ${describeDatabaseFailure(error)}`);
     process.exitCode = 1;
   }
 }

@@ -241,3 +241,10 @@ export function logFormatSetting(env: NodeJS.ProcessEnv = process.env): Config["
   return parsed.success ? parsed.data : undefined;
 }
 
+/**
+ * The PostgreSQL URL the service and the db scripts use (DATABASE_URL, else
+ * PG_SERVICE_URI), read as loadConfig reads it, without checking the rest.
+ */
+export function configuredDatabaseUrl(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.DATABASE_URL?.trim() || env.PG_SERVICE_URI?.trim() || undefined;
+}

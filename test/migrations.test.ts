@@ -1,7 +1,9 @@
 // The committed migrations produce exactly the contract's tables (with the order aggregates and the idempotency keys) on an empty database.
-import { describe, expect, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { createTestDatabase } from "./support/database.ts";
+import { startLocalPostgres } from "./support/local-postgres.ts";
 import { run } from "./support/run.ts";
+import { freePort } from "./support/server-process.ts";
 
 describe("migrations", () => {
   it("create dellstore's customers and orders, as the contract and the dump define them", async () => {
@@ -94,6 +96,60 @@ describe("migrations", () => {
       await db.drop();
     }
   });
+});
+
+describe("npm run db:migrate when it can't", () => {
+  /** Its one line on stderr; never the password, never the whole connection string. */
+  const migrate = async (url: string, env: Record<string, string> = {}) => {
+    const result = await run("npm", ["run", "-s", "db:migrate"], { DATABASE_URL: url, PGPASSWORD: "", ...env });
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toMatch(/s3cret|postgres:\/\/|\n\s+at /);
+    return result.stderr.trim();
+  };
+
+  it("names the server and the database nothing answers for", async () => {
+    const port = await freePort();
+    expect(await migrate(`postgres://app:s3cret@127.0.0.1:${port}/shop`)).toBe(
+      `error: cannot reach PostgreSQL at 127.0.0.1:${port}/shop (connect ECONNREFUSED 127.0.0.1:${port}): ` +
+        "is it running there, and are the host and port in DATABASE_URL right?",
+    );
+    expect(await migrate("postgres://app:s3cret@db.invalid:5432/shop")).toMatch(
+      /^error: cannot reach PostgreSQL at db\.invalid:5432\/shop \(getaddrinfo (ENOTFOUND|EAI_AGAIN) db\.invalid\): no host is named db\.invalid; check the host in DATABASE_URL$/,
+    );
+  });
+
+  it("names a database that doesn't exist, with the createdb line for it", async () => {
+    const url = new URL(inject("postgresUrl"));
+    url.pathname = "/no_such_database_here";
+    url.password = "s3cret";
+    const port = url.port || "5432";
+    expect(await migrate(url.toString())).toBe(
+      `error: PostgreSQL at ${url.hostname}:${port} has no database no_such_database_here ` +
+        '(database "no_such_database_here" does not exist): create it with ' +
+        `\`createdb -h ${url.hostname}${url.port ? ` -p ${url.port}` : ""} -U ${url.username} no_such_database_here\``,
+    );
+  });
+
+  it("tells a password PostgreSQL refuses from one the URL doesn't have", async () => {
+    // A server of the test's own that checks passwords (the shared one may trust every local connection).
+    const guarded = await startLocalPostgres({ password: "the-right-one" });
+    try {
+      const url = new URL(guarded.url);
+      const where = `127.0.0.1:${url.port}/postgres`;
+      url.password = "s3cret";
+      expect(await migrate(url.toString())).toBe(
+        `error: PostgreSQL at ${where} refused the password (password authentication failed for user "postgres"): ` +
+          "check the password in DATABASE_URL",
+      );
+      url.password = "";
+      expect(await migrate(url.toString())).toBe(
+        `error: PostgreSQL at ${where} asked for a password, and DATABASE_URL has none ` +
+          '(password authentication failed for user "postgres"): put it in the URL (as user:password@host) or in PGPASSWORD',
+      );
+    } finally {
+      await guarded.remove();
+    }
+  }, 60_000);
 });
 
 function typeName(c: Record<string, unknown>): string {

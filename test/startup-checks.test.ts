@@ -96,6 +96,22 @@ describe("start-up with settings that waiting won't fix", () => {
     }
   });
 
+  it("stops on a URL without a password when PostgreSQL asks for one, saying that it has none", async () => {
+    const guarded = await startLocalPostgres({ password: "the-right-one" });
+    try {
+      const u = new URL(guarded.url);
+      u.password = "";
+      const { code, output } = await start({ DATABASE_URL: u.toString(), PGPASSWORD: "" });
+      expect(code).toBe(1);
+      expect(lastLine(output)).toBe(
+        `start-up failed: PostgreSQL at 127.0.0.1:${u.port}/postgres asked for a password, and DATABASE_URL has none ` +
+          '(password authentication failed for user "postgres"): put it in the URL (as user:password@host) or in PGPASSWORD',
+      );
+    } finally {
+      await guarded.remove();
+    }
+  });
+
   it("stops when DATABASE_URL asks for TLS from a server without it, naming sslmode", async () => {
     // A server of the test's own, made by initdb: TLS off, whatever the shared one is configured with.
     const plain = await startLocalPostgres();
@@ -142,9 +158,19 @@ describe("start-up with settings that waiting won't fix", () => {
     [{ code: "ECONNREFUSED", message: "connect ECONNREFUSED" }, undefined],
     [{ code: "57P03", message: "the database system is starting up" }, undefined],
   ])("classifies %j", (error, expected) => {
-    const said = databaseMisconfiguration(error, "127.0.0.1:5432/dellstore");
+    const said = databaseMisconfiguration(error, "127.0.0.1:5432/dellstore", "postgres://app:pw@127.0.0.1/dellstore");
     if (expected === undefined) expect(said).toBeUndefined();
     else expect(said).toMatch(expected);
+  });
+
+  it.each([
+    ["postgres://app:pw@db/shop", {}, /refused the password .*: check the password in DATABASE_URL$/],
+    ["postgres://app@db/shop", {}, /asked for a password, and DATABASE_URL has none .*or in PGPASSWORD$/],
+    // postgres.js sends PGPASSWORD when the URL has none: that is the one refused.
+    ["postgres://app@db/shop", { PGPASSWORD: "pw" }, /refused the password .*: check the password in PGPASSWORD$/],
+  ])("tells a wrong password from a missing one: %s %j", (url, env, expected) => {
+    const refused = { code: "28P01", message: 'password authentication failed for user "app"' };
+    expect(databaseMisconfiguration(refused, "db:5432/shop", url, env)).toMatch(expected);
   });
 });
 
