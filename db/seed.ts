@@ -4,10 +4,16 @@ import { openDatabase } from "./client.ts";
 import { loadDump } from "./load/dump.ts";
 import { defaultDataset, generateDataset } from "./load/generate.ts";
 import { progressBar } from "./load/progress.ts";
+import { migrationState } from "./migration-state.ts";
 import { customers, orders } from "./schema.ts";
 import { runScript, scriptArgs } from "./script.ts";
 
-const usage = "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset | --if-empty]";
+const usage = [
+  "usage: npm run db:seed -- [--dump FILE | --customers N --orders N] [--reset | --if-empty]",
+  "  Loads the generated dataset (20,000 customers, 12,000 orders; --customers and --orders scale it) or a",
+  "  dellstore dump (--dump) into DATABASE_URL, or into the embedded database under DATA_DIR. A database",
+  "  that isn't migrated is migrated first, as `npm run db:migrate` would, and the output says so.",
+].join("\n");
 
 const values = scriptArgs(usage, {
   dump: { type: "string" },
@@ -23,7 +29,11 @@ await runScript(async () => {
   const database = await openDatabase(config.databaseUrl, config.dataDir);
   const started = performance.now();
   try {
-    await database.migrate();
+    // Convenient on a fresh database; said, so nobody wonders later who applied the migrations.
+    if ((await migrationState(database.db)) === "pending") {
+      await database.migrate();
+      console.log(`migrated the database first: ${database.description} had migrations to apply`);
+    }
     if (values["if-empty"] && (await database.db.$count(customers)) + (await database.db.$count(orders)) > 0) {
       return console.log(`${database.description} already holds data: nothing loaded`);
     }

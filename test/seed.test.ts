@@ -93,6 +93,12 @@ describe("npm run db:seed", () => {
     expect(await counts()).toEqual({ customers: 4, orders: 3 });
   });
 
+  it("says nothing of migrating a database that is migrated", async () => {
+    const result = await seed("--reset", "--customers", "10", "--orders", "12");
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).not.toContain("migrated");
+  });
+
   it("fails in one line, without a stack trace, on a file that is not there or a bad flag", async () => {
     for (const args of [
       ["--dump", "/nonexistent/dump.sql"],
@@ -103,5 +109,27 @@ describe("npm run db:seed", () => {
       expect(result.stderr).toMatch(/^error: /m);
       expect(result.stderr).not.toMatch(/\n\s+at /);
     }
+  });
+});
+
+describe("npm run db:seed on a database that isn't migrated", () => {
+  it("migrates it first, and says so (in --help too)", async () => {
+    const db = await createTestDatabase("blank");
+    try {
+      const result = await run("npm", ["run", "-s", "db:seed", "--", "--customers", "10", "--orders", "12"], {
+        DATABASE_URL: db.url,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.split("\n")[0]).toMatch(
+        /^migrated the database first: .*\/dellstore_test_\w+ had migrations to apply$/,
+      );
+      expect(result.stdout).toContain("generated customers: 10 rows, orders: 12 rows");
+      const [tables] = await db.sql`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'`;
+      expect(tables?.n).toBe(5);
+    } finally {
+      await db.drop();
+    }
+    const help = await run("npm", ["run", "-s", "db:seed", "--", "--help"]);
+    expect(help.stdout).toMatch(/A database\s+that isn't migrated is migrated first/);
   });
 });
