@@ -1,4 +1,4 @@
-// npm start: the service, configured from the environment.
+// npm start (and npm run dev): the service, configured from the environment.
 import { constants } from "node:os";
 import { DataDirInUseError } from "../db/data-dir-lock.ts";
 import { scriptArgs } from "../db/script.ts";
@@ -8,7 +8,13 @@ import { createLogger, type Logger, logFormat } from "./logger.ts";
 import { startTracing, tracingRequested } from "./telemetry/index.ts";
 
 scriptArgs(
-  'usage: npm start  (node dist/server/main.js)\n  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in\n  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, LOG_FORMAT, ...). On SIGTERM or SIGINT (Ctrl-C) it finishes\n  the requests in flight and stops; a third signal stops it at once.',
+  [
+    "usage: npm start       (node dist/server/main.js, what `npm run build` compiled)",
+    "       npm run dev     (server/*.ts as they are, restarted when a file changes)",
+    "  Serves the API on HOST:PORT (default 127.0.0.1:8000), configured by the environment variables in",
+    '  README.md, "Configuration" (DATABASE_URL, VALKEY_URL, API_TOKEN, LOG_FORMAT, ...). On SIGTERM or SIGINT',
+    "  (Ctrl-C) it finishes the requests in flight and stops; a third signal stops it at once.",
+  ].join("\n"),
   {},
 );
 
