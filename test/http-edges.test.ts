@@ -69,16 +69,23 @@ describe("writes whose body isn't JSON", () => {
 });
 
 describe("HEAD", () => {
-  it.each(["/count", "/count/", "/health", "/metrics", "/openapi.json", "/docs/json", "/trpc/orders.count"])(
-    "answers HEAD %s as GET, without a body",
-    async (path) => {
-      const get = await fetch(`${server.url}${path}`);
-      const head = await fetch(`${server.url}${path}`, { method: "HEAD" });
-      expect(head.status).toBe(get.status);
-      expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
-      expect(await head.text()).toBe("");
-    },
-  );
+  it.each([
+    "/",
+    "/favicon.ico",
+    "/count",
+    "/count/",
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs/json",
+    "/trpc/orders.count",
+  ])("answers HEAD %s as GET, without a body", async (path) => {
+    const get = await fetch(`${server.url}${path}`);
+    const head = await fetch(`${server.url}${path}`, { method: "HEAD" });
+    expect(head.status).toBe(get.status);
+    expect(head.headers.get("content-type")).toBe(get.headers.get("content-type"));
+    expect(await head.text()).toBe("");
+  });
 });
 
 describe("repeated query parameters", () => {

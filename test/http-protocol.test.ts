@@ -53,6 +53,10 @@ describe("a known path with a method it doesn't answer", () => {
     ["PATCH", "/trpc/orders.add", "POST", text, trpcOrder],
     ["DELETE", "/trpc/orders.add", "POST", json, trpcOrder],
     ["POST", "/trpc/orders.count,customers.summary?batch=1", "GET, HEAD", text, "{}"],
+    // The index page and the icon: their methods come from their routes, as every other path's.
+    ["POST", "/", "GET, HEAD", json, "{}"],
+    ["PUT", "/", "GET, HEAD", {}, undefined],
+    ["DELETE", "/favicon.ico", "GET, HEAD", {}, undefined],
   ] as const)("%s %s → 405, Allow: %s, before the body is looked at", async (method, path, allow, headers, body) => {
     const before = await orderCount();
     const res = await fetch(`${server.url}${path}`, { method, headers, body });

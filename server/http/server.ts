@@ -30,6 +30,7 @@ import { countStreamRoutes } from "./count-stream.ts";
 import { checkHealth, healthResponse } from "./health.ts";
 import { HitPath, missEtag, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
+import { indexPageRoutes } from "./index-page.ts";
 import { maxBatchSize } from "./limits.ts";
 import { livePageRoutes } from "./live-page.ts";
 import { registerDocs } from "./openapi.ts";
@@ -163,6 +164,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
       heartbeatMs: options.liveHeartbeatMs,
     });
   livePageRoutes(app);
+  indexPageRoutes(app);
   const health = {
     summary: "Is the service up, and are its database and cache, and do changes made outside the app reach the cache?",
   };
