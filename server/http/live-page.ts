@@ -1,72 +1,118 @@
-// GET /live: a small page showing the total and a chosen customer's order
-// count updating live (orders.watchCount through the typed client), with a
-// form to add an order. Its script is bundled by esbuild (live/page/).
+// GET /live: a page showing the total and a chosen customer's order count
+// updating live (orders.watchCount through the typed client), each in a card,
+// with a form to add an order; laid out for a desktop and a phone, in the
+// style the index page shares (page-style.ts). Its script is bundled by
+// esbuild (live/page/).
 import { readFile } from "node:fs/promises";
 import type { FastifyInstance } from "fastify";
+import { pageHead, pageSecurityHeaders, pageStyle } from "./page-style.ts";
+
+const securityHeaders = pageSecurityHeaders({ script: true });
+
+const liveStyle = `
+.heading { display: flex; align-items: center; justify-content: space-between; gap: .75rem 1rem; flex-wrap: wrap; }
+.status {
+  display: inline-flex; align-items: center; gap: .45rem; margin: 0; padding: .2rem .75rem; border-radius: 999px;
+  border: 1px solid var(--border); background: var(--card); font-size: .88rem; font-weight: 600; max-width: 100%;
+  overflow-wrap: anywhere;
+}
+.status::before { content: ""; flex: none; width: .6rem; height: .6rem; border-radius: 50%; background: var(--pending); }
+.status[data-state="live"]::before { background: var(--live); }
+.status[data-state="failed"] { color: var(--error); }
+.status[data-state="failed"]::before { background: var(--error); }
+.card h2 { color: var(--muted); font-size: .8rem; font-weight: 650; text-transform: uppercase; letter-spacing: .06em; margin-bottom: .35rem; }
+.watched { min-height: 5.4rem; }
+.caption { margin: 0; font-weight: 600; }
+.figure { margin: 0; display: flex; align-items: baseline; flex-wrap: wrap; gap: .45rem; }
+.number { font-size: clamp(2.3rem, 9vw, 3rem); font-weight: 700; line-height: 1.15; font-variant-numeric: tabular-nums; letter-spacing: -.02em; }
+.unit { color: var(--muted); font-size: 1.15rem; }
+.empty { color: var(--muted); margin: .25rem 0 0; }
+.watch { margin-top: 1rem; }
+.row { display: flex; gap: .5rem; margin-top: .3rem; }
+.fields { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 13rem), 1fr)); gap: 1rem; }
+.field { display: grid; gap: .3rem; align-content: start; min-width: 0; }
+.actions { grid-column: 1 / -1; }
+@media (max-width: 30rem) { .actions button { width: 100%; } }
+.notice { margin: 1rem 0 0; padding: .65rem .9rem; border-radius: 8px; overflow-wrap: anywhere; }
+.notice[data-kind="ok"] { background: var(--ok-bg); color: var(--ok); }
+.notice[data-kind="error"] { background: var(--error-bg); color: var(--error); }
+.notice[data-kind="busy"] { color: var(--muted); padding-left: 0; }
+`;
 
 const html = `<!doctype html>
 <html lang="en">
 <head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
+${pageHead}
 <title>Live order counts · dellstore-orders</title>
-<style>
-  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; color: #1a1a1a; }
-  output { font-size: 2rem; font-weight: 600; font-variant-numeric: tabular-nums; }
-  section { border: 1px solid #bbb; border-radius: .5rem; padding: 1rem; margin: 1rem 0; }
-  label { display: block; margin: .5rem 0 .2rem; }
-  input, button { font: inherit; padding: .3rem .5rem; }
-  :focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
-  #connection[data-state="failed"] { color: #b91c1c; }
-</style>
+<style>${pageStyle}${liveStyle}</style>
 <script type="module" src="/live/page.js"></script>
 </head>
 <body>
+<header class="bar">
+  <a class="brand" href="/"><img src="/favicon.ico" alt=""> dellstore-orders</a>
+  <nav><a href="/docs">API docs</a></nav>
+</header>
 <main>
-  <h1>Live order counts</h1>
-  <p id="connection" role="status">Connecting…</p>
-  <section aria-labelledby="total-heading">
-    <h2 id="total-heading">All orders</h2>
-    <output id="total" aria-live="polite" aria-atomic="true">…</output>
-  </section>
-  <section aria-labelledby="customer-heading">
-    <h2 id="customer-heading">One customer's orders</h2>
-    <form id="watch">
-      <label for="watch-customer">Customer to watch (id)</label>
-      <input id="watch-customer" name="customerId" type="number" min="1" step="1" required>
-      <button type="submit">Watch</button>
-    </form>
-    <p><span id="customer-label">No customer chosen.</span>
-      <output id="customer-count" aria-live="polite" aria-atomic="true"></output></p>
-  </section>
-  <section aria-labelledby="add-heading">
+  <div class="heading">
+    <h1>Live order counts</h1>
+    <p id="connection" class="status" role="status" data-state="connecting">Connecting…</p>
+  </div>
+  <p class="lede">Each count changes within a second of any order written: with this form, the API, or psql.</p>
+  <div class="cards">
+    <section id="total-card" class="card" aria-labelledby="total-heading">
+      <h2 id="total-heading">All orders</h2>
+      <p class="caption">Every customer</p>
+      <p id="total-figure" class="figure" aria-live="polite" aria-atomic="true"><span id="total" class="number">…</span> <span id="total-unit" class="unit"></span></p>
+    </section>
+    <section id="customer-card" class="card" aria-labelledby="customer-heading">
+      <h2 id="customer-heading">One customer</h2>
+      <div id="customer-watched" class="watched" aria-live="polite" aria-atomic="true">
+        <p id="customer-label" class="caption" hidden></p>
+        <p id="customer-figure" class="figure" hidden><span id="customer-count" class="number"></span> <span id="customer-unit" class="unit"></span></p>
+        <p id="customer-empty" class="empty">Choose a customer to follow their orders.</p>
+      </div>
+      <form id="watch" class="watch">
+        <label for="watch-customer">Customer to watch (id)</label>
+        <div class="row">
+          <input id="watch-customer" name="customerId" type="number" inputmode="numeric" min="1" step="1" required placeholder="9999">
+          <button type="submit">Watch</button>
+        </div>
+      </form>
+    </section>
+  </div>
+  <section id="add-card" class="card" aria-labelledby="add-heading">
     <h2 id="add-heading">Add an order</h2>
-    <form id="add">
-      <label for="add-customer">Customer (id)</label>
-      <input id="add-customer" name="customerId" type="number" min="1" step="1" required>
-      <label for="add-net">Net amount</label>
-      <input id="add-net" name="netAmount" inputmode="decimal" pattern="\\d+(\\.\\d{1,2})?" required value="10.00">
-      <label for="add-tax">Tax</label>
-      <input id="add-tax" name="tax" inputmode="decimal" pattern="\\d+(\\.\\d{1,2})?" required value="0.80">
-      <label for="add-date">Order date (optional, YYYY-MM-DD)</label>
-      <input id="add-date" name="orderDate" type="date">
-      <label for="add-token">API token (if the server requires one)</label>
-      <input id="add-token" name="token" type="password" autocomplete="off">
-      <p><button type="submit">Add order</button></p>
+    <form id="add" class="fields">
+      <div class="field">
+        <label for="add-customer">Customer (id)</label>
+        <input id="add-customer" name="customerId" type="number" inputmode="numeric" min="1" step="1" required>
+      </div>
+      <div class="field">
+        <label for="add-net">Net amount</label>
+        <input id="add-net" name="netAmount" inputmode="decimal" pattern="\\d+(\\.\\d{1,2})?" required value="10.00">
+      </div>
+      <div class="field">
+        <label for="add-tax">Tax</label>
+        <input id="add-tax" name="tax" inputmode="decimal" pattern="\\d+(\\.\\d{1,2})?" required value="0.80">
+      </div>
+      <div class="field">
+        <label for="add-date">Order date</label>
+        <input id="add-date" name="orderDate" type="date" aria-describedby="add-date-hint">
+        <span id="add-date-hint" class="hint">Empty for today.</span>
+      </div>
+      <div class="field">
+        <label for="add-token">API token</label>
+        <input id="add-token" name="token" type="password" autocomplete="off" aria-describedby="add-token-hint">
+        <span id="add-token-hint" class="hint">Only if the server requires one.</span>
+      </div>
+      <div class="actions"><button type="submit">Add order</button></div>
     </form>
-    <p id="add-status" role="status" aria-live="polite"></p>
+    <p id="add-status" class="notice" role="status" aria-live="polite" hidden></p>
   </section>
 </main>
 </body>
 </html>
 `;
-
-/** The page's own resources only: no inline script, no other origin. */
-const securityHeaders = {
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-};
 
 let script: Promise<string> | undefined;
 
