@@ -21,7 +21,8 @@ const badPort = "invalid configuration: PORT must be a port number (1–65535, o
 
 describe("a configuration error", () => {
   it("is a pretty FATAL line on a terminal, in the user's words", async () => {
-    const result = await onTerminal("npm start", { PORT: "abc" });
+    // npm's spinner, drawn and erased in place on a slow start, would prefix the line in the transcript.
+    const result = await onTerminal("npm start", { PORT: "abc", npm_config_progress: "false" });
     const said = plain(result.stdout);
     expect(said).toMatch(new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\] FATAL: ${literal(badPort)}$`, "m"));
     expect(said).not.toContain('{"level"');
@@ -42,7 +43,17 @@ describe("a configuration error", () => {
   });
 
   it("names LOG_FORMAT itself when it is neither", async () => {
-    const result = await run("node", ["dist/server/main.js"], { LOG_FORMAT: "xml" });
+    // Were it taken, the server would start and serve: bounded, on a free port, on a database nothing answers for.
+    const result = await run(
+      "node",
+      ["dist/server/main.js"],
+      {
+        LOG_FORMAT: "xml",
+        PORT: String(await freePort()),
+        DATABASE_URL: `postgres://x@127.0.0.1:${await freePort()}/x`,
+      },
+      10_000,
+    );
     expect(result.code).toBe(1);
     expect(lastJson(result.stdout)).toMatchObject({
       msg: "invalid configuration: LOG_FORMAT must be pretty or json (unset: pretty on a terminal, json otherwise), got 'xml'",
