@@ -8,6 +8,7 @@ import {
   type Fault,
   type History,
   random,
+  rangesOf,
   type Write,
   writeOutcomeViolations,
 } from "./support/chaos/model.ts";
@@ -107,6 +108,34 @@ describe("the fault history checker", () => {
       ["add 3", 1],
     ]);
     expect(writeOutcomeViolations(writes, (w) => rows.get(w.what) ?? 0)).toHaveLength(2);
+  });
+
+  it("computes the same ranges with prefix sums as by counting every write", () => {
+    const r = random(26);
+    const outcomes = ["ok", "ok", "ok", "failed", "unknown"] as const;
+    const writes = Array.from({ length: 300 }, (_, id) => {
+      const start = r() * 10_000;
+      return add(id, start, start + r() * 50, {
+        via: r() < 0.3 ? "psql" : "rest",
+        outcome: outcomes[Math.floor(r() * outcomes.length)],
+        deltas: { "customer:1": r() < 0.2 ? -1 : 1, ...(r() < 0.5 ? { all: 1 } : {}) },
+      });
+    });
+    const faults: Fault[] = [{ kind: "valkey-path-cut", instance: 0, start: 2000, end: 3000 }];
+    const h = history(writes, [], faults);
+    const range = rangesOf(h);
+    for (let i = 0; i < 500; i++) {
+      const start = r() * 11_000;
+      const key = r() < 0.5 ? ("customer:1" as const) : ("all" as const);
+      const { lo, hi } = allowed(h, key, start, start + r() * 30);
+      expect(range(key, start, start + (0 as number))).toBeDefined();
+      const end = start + 10;
+      expect(range(key, start, end)).toEqual({
+        lo: allowed(h, key, start, end).lo,
+        hi: allowed(h, key, start, end).hi,
+      });
+      expect(lo).toBeLessThanOrEqual(hi);
+    }
   });
 
   it("draws the same schedule from the same seed", () => {
