@@ -83,6 +83,9 @@ describe("`npm start` in a terminal (tmux)", () => {
   const db = useTestDatabase("seeded");
 
   it("logs pretty lines, and Ctrl-C stops it: `stopped`, exit 0", async () => {
+    if (spawnSync("tmux", ["-V"]).status !== 0) {
+      throw new Error("This test presses Ctrl-C in a real terminal and needs tmux on PATH: apt install tmux");
+    }
     const session = `dellstore-${process.pid}-${Date.now()}`;
     const port = await freePort();
     // A tmux server of the test's own (-L), started with the environment `run` gives commands (no npm_*
