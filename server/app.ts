@@ -201,7 +201,7 @@ async function checkDatabase(database: DatabaseHandle, url: string | undefined, 
     state = await Promise.race([migrationState(database.db), slow]);
   } catch (error) {
     if (isMissingDatabase(error)) throw new StartupError(missingDatabaseMessage(url, database.description));
-    const misconfigured = databaseMisconfiguration(error, database.description);
+    const misconfigured = databaseMisconfiguration(error, database.description, url);
     if (misconfigured) throw new StartupError(misconfigured);
     log.error(
       { reason: describeConnectionError(error) },

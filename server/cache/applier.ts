@@ -381,7 +381,7 @@ export class Applier {
   private async stepDown(reason: string): Promise<void> {
     const { log, metrics, storeId } = this.options;
     const session = this.session;
-    if (!this.leading || !session) return;
+    if (this.stopped || !this.leading || !session) return;
     this.leading = false;
     clearTimeout(this.passTimer);
     metrics.applier.set(0);

@@ -59,7 +59,8 @@ export class Breaker {
 
   trip(error?: unknown): void {
     this.failures++;
-    if (this.current === "down") return;
+    // A stopped breaker reports nothing: the store's own close at shutdown is no outage.
+    if (this.current === "down" || this.closed) return;
     this.current = "down";
     this.announced = true;
     this.options.onStateChange("down", error);
