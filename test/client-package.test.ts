@@ -1,7 +1,8 @@
 // Another TypeScript app imports the client by package name, through package.json
-// `exports`: its calls type-check, a wrong input doesn't, and it runs. (.ci/run
+// `exports`: its calls type-check, a wrong input doesn't, and it runs; the tarball
+// npm would publish carries the npm page's README and the licence. (.ci/run
 // installs the packed tarball the same way and checks its size and contents.)
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -66,5 +67,24 @@ describe("importing @dellstore/client from another app", () => {
     const checked = await tsc();
     expect(checked.code).not.toBe(0);
     expect(checked.stdout).toMatch(/app\.ts\(4,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);
+  });
+});
+
+describe("the @dellstore/client tarball", () => {
+  it("carries README.md (its npm page) and the MIT LICENSE, the repository's own", async () => {
+    // --ignore-scripts: the client's prepack would empty client/dist while other files use it.
+    const packed = await run("npm", ["pack", "-w", "client", "--dry-run", "--json", "--ignore-scripts"]);
+    expect(packed.code, packed.stderr).toBe(0);
+    const [{ files }] = JSON.parse(packed.stdout) as [{ files: { path: string }[] }];
+    expect(files.map((f) => f.path)).toEqual(expect.arrayContaining(["README.md", "LICENSE", "package.json"]));
+
+    const read = (path: string) => readFile(join(projectRoot, path), "utf8");
+    const license = await read("LICENSE");
+    expect(license).toMatch(/^MIT License\n\nCopyright \(c\) 2026 the dellstore-orders authors\n/);
+    expect(await read("client/LICENSE")).toBe(license);
+    for (const manifest of ["package.json", "client/package.json"]) {
+      expect(JSON.parse(await read(manifest)), manifest).toMatchObject({ license: "MIT" });
+    }
+    expect(await read("client/README.md")).toContain('import { createClient } from "@dellstore/client";');
   });
 });
