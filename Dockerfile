@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Build: compile TypeScript to dist/ with every dependency installed.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY client/package.json ./client/
@@ -13,7 +13,7 @@ COPY client ./client
 RUN npm run build
 
 # Run: production dependencies only, the compiled dist/, as the unprivileged node user.
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8000 DATA_DIR=/app/.data
 WORKDIR /app
 # client/package.json: the lockfile names the client workspace, which npm ci installs too.

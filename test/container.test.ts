@@ -97,7 +97,8 @@ describe("Dockerfile", () => {
 
   it("builds in one stage and runs production dependencies only in another", () => {
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    for (const from of froms) expect(from.args).toMatch(/^node:20/);
+    // The active LTS, inside the engines range.
+    for (const from of froms) expect(from.args).toMatch(/^node:24/);
     expect(runtime.some((i) => i.name === "RUN" && i.args.includes("npm ci --omit=dev"))).toBe(true);
     expect(runtime.some((i) => i.name === "COPY" && /--from=build \/app\/dist/.test(i.args))).toBe(true);
   });
