@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { provesNotCommitted } from "../server/database-errors.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
 import { createTestDatabase, type TestDatabase } from "./support/database.ts";
+import { installFlakyOrders } from "./support/flaky-orders.ts";
 import { germanMessages, howToAddCatalog, howToAddGerman } from "./support/german.ts";
 
 let db: TestDatabase & { drop(): Promise<void> };
@@ -82,19 +83,7 @@ describe("with PostgreSQL's messages in German", () => {
   });
 
   describe("serialization failures", () => {
-    beforeAll(async () => {
-      // A trigger that fails an order's first two attempts, as a concurrent transaction would.
-      await db.sql.unsafe(`
-        CREATE SEQUENCE flaky_attempts;
-        CREATE FUNCTION flaky_orders() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-          IF NEW.netamount = 777.77 AND nextval('flaky_attempts') <= 2 THEN
-            RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = 'serialization_failure';
-          END IF;
-          RETURN NEW;
-        END $$;
-        CREATE TRIGGER flaky_orders BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION flaky_orders();`);
-    });
+    beforeAll(() => installFlakyOrders(db.sql));
 
     it("are retried inside the server: two failed attempts, then one order", async () => {
       const res = await post({ customerid: 32, netamount: "777.77", tax: 1 });

@@ -184,3 +184,17 @@ describe("a writer that can't reach Valkey while it is the applier", () => {
     valkeyProxy.restore();
   });
 });
+
+describe("a fresh start", () => {
+  it("says it starts with an empty cache, in those words, once", async () => {
+    const app = await start({ CACHE_PREFIX: `store-record-fresh-${Date.now()}` });
+    await up(app);
+    const said = app.logs.map((line) => line.msg);
+    expect(said.filter((msg) => msg === "starting with an empty cache")).toHaveLength(1);
+    // Not the internal words it used to log (issue 27): a user reads them as something gone wrong.
+    expect(said.filter((msg) => /covered snapshot|retired every entry|no record of which changes/.test(msg))).toEqual(
+      [],
+    );
+    expect(app.logs.filter((line) => line.level >= 40 && /applier|cache/.test(line.msg))).toEqual([]);
+  });
+});

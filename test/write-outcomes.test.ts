@@ -9,6 +9,7 @@ import { connectPostgres, type DatabaseHandle } from "../db/client.ts";
 import { generateDataset } from "../db/load/generate.ts";
 import { startTestApp, type TestApp, useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { installFlakyOrders, removeFlakyOrders } from "./support/flaky-orders.ts";
 import { type LocalPostgres, startLocalPostgres } from "./support/local-postgres.ts";
 
 const db = useTestDatabase("seeded");
@@ -99,26 +100,8 @@ describe("an app server whose clock disagrees with the database's", () => {
 });
 
 describe("serialization failures and deadlocks", () => {
-  beforeAll(async () => {
-    // A trigger that fails an order's first attempts, as a concurrent transaction would.
-    await db.sql.unsafe(`
-      CREATE SEQUENCE flaky_attempts;
-      CREATE FUNCTION flaky_orders() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.netamount = 777.77 AND nextval('flaky_attempts') <= 2 THEN
-          RAISE EXCEPTION 'simulated serialization failure' USING ERRCODE = 'serialization_failure';
-        ELSIF NEW.netamount = 666.66 THEN
-          RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = 'deadlock_detected';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER flaky_orders BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION flaky_orders();`);
-  });
-  afterAll(async () => {
-    await db.sql.unsafe(
-      "DROP TRIGGER flaky_orders ON orders; DROP FUNCTION flaky_orders(); DROP SEQUENCE flaky_attempts;",
-    );
-  });
+  beforeAll(() => installFlakyOrders(db.sql));
+  afterAll(() => removeFlakyOrders(db.sql));
 
   it("are retried inside the server: two failed attempts, then one order", async () => {
     const res = await post(server, { customerid: 32, netamount: "777.77", tax: 1 });

@@ -169,14 +169,22 @@ export class Applier {
     const record = parseCovered(await direct.get(coveredName));
     const changes = await changesSince(db, record?.snapshot, storeId);
     await this.options.afterReplayRead?.();
-    await this.apply(direct, record, changes);
+    // Never records a covered snapshot: a recovery's writes bypass the breaker, so one could land on a
+    // store that came back older meanwhile. The next pass records it (and says why it retired all).
+    await this.apply(direct, record, changes, { quiet: true });
   }
 
   /** Brings the store up to `changes`: their tags bumped, or everything retired when they can't be known. */
-  private async apply(store: DirectStore, record: Covered | undefined, changes: Changes): Promise<void> {
+  private async apply(
+    store: DirectStore,
+    record: Covered | undefined,
+    changes: Changes,
+    { quiet = false } = {},
+  ): Promise<void> {
     const { log } = this.options;
     if (!changes.complete) {
       await store.bump([epochTag]);
+      if (quiet) return;
       // A first start, a Valkey that lost its data, or one restored from a snapshot older than the log keeps.
       log.info(
         record
