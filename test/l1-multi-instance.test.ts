@@ -4,10 +4,11 @@
 // Valkey is cut off and comes back, the invalidation connections are killed
 // (CLIENT KILL), Valkey restarts empty, and the three restart one after
 // another. The history checker finds no read that began after a write was
-// acknowledged (psql: committed plus the 100 ms bound) returning an older count,
+// acknowledged (psql: committed plus the 300 ms bound) returning an older count,
 // and the tier answered hits.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { trackingConnectionName } from "../server/cache/tag-tracking.ts";
+import { bounds } from "./support/chaos/model.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { useFixture } from "./support/fixture.ts";
 import { Fleet, impossibleReads, metric, recordHistory, staleReads } from "./support/fleet.ts";
@@ -74,7 +75,8 @@ describe("three instances with the in-process tier", () => {
     for (const server of fleet.servers) hits += await l1Hits(server);
 
     const { reads, writes } = history;
-    const stale = staleReads(history, 100);
+    // The bound README states for a write made outside the app on a saturated machine (one applier pass).
+    const stale = staleReads(history, bounds.outside);
     console.log(
       `history with L1: ${reads.length} reads on 3 instances (${hits} answered from process memory), ` +
         `${writes.filter((w) => w.via === "api").length} API writes, ${writes.filter((w) => w.via === "psql").length} psql writes, ` +

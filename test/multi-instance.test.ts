@@ -8,6 +8,7 @@
 // returns an older count.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { epochTag, tagKey } from "../server/cache/keys.ts";
+import { bounds } from "./support/chaos/model.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { useFixture } from "./support/fixture.ts";
 import {
@@ -46,7 +47,7 @@ afterAll(() => fleet.stop());
  * A psql write's bound: the applier's next pass (at once on its wake-up), which on an idle machine is a few
  * milliseconds; while this suite saturates both cores, passes wait their turn on the event loop.
  */
-const propagationMs = 300;
+const propagationMs = bounds.outside;
 /** While the applier is replaced: another instance's election (250 ms, or at once on a wake) and first pass, with room for a loaded machine. */
 const takeoverMs = 1000;
 const customers = [40, 41, 42];

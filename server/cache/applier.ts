@@ -156,7 +156,15 @@ export class Applier {
     clearTimeout(this.electionTimer);
     clearInterval(this.monitorTimer);
     await this.running?.catch(() => {});
-    await this.session?.close();
+    const session = this.session;
+    if (this.leading && session) {
+      // Another instance takes over now, not at its next election: a rolling restart leaves no gap.
+      await session
+        .unlock(this.options.storeId)
+        .then(() => session.wakeOthers())
+        .catch(() => {});
+    }
+    await session?.close();
   }
 
   /**
