@@ -97,6 +97,12 @@ export function createMetrics() {
       help: "Wake-ups received: writes made outside the app committed",
       registers,
     }),
+    handOffs: new Counter({
+      name: "cache_hand_offs_total",
+      help: "Writes whose own invalidation could not reach Valkey, by what their wait for an applier's pass found: applied, late (answered after 1 s anyway), no applier (no pass announced: no instance reaches Valkey)",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
     writeOutcomes: new Counter({
       name: "write_outcomes_total",
       help: "Writes by how their outcome was learned: committed, refused (PostgreSQL said so), settled (absent, proven by a tombstone; or found stored), unknown (504)",

@@ -73,12 +73,13 @@ describe("the fault history checker", () => {
     expect(allowed(history([remove, refused], []), "customer:1", 20, 25)).toMatchObject({ lo: 9, hi: 10 });
   });
 
-  it("loosens an API write only when its own writer lost Valkey while it wrote", () => {
+  it("holds an API write to its acknowledgement even when its writer lost Valkey, unless another fault hindered the appliers", () => {
     const write = add(1, 0, 10);
     const cut: Fault = { kind: "valkey-path-cut", instance: 0, start: 5, end: 500 };
-    const elsewhere: Fault = { ...cut, instance: 2 };
-    expect(allowed(history([write], [], [cut]), "customer:1", 20, 25).lo).toBe(10);
-    expect(allowed(history([write], [], [elsewhere]), "customer:1", 20, 25).lo).toBe(11);
+    const silentApplier: Fault = { kind: "database-path-silent", instance: 2, start: 8, end: 900 };
+    expect(allowed(history([write], [], [cut]), "customer:1", 20, 25).lo).toBe(11);
+    expect(allowed(history([write], [], [cut, silentApplier]), "customer:1", 20, 25).lo).toBe(10);
+    expect(allowed(history([write], [], [{ ...cut, instance: 2 }, silentApplier]), "customer:1", 20, 25).lo).toBe(11);
   });
 
   it("flags a live stream that goes back, starts stale or ends short of the database", () => {

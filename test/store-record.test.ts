@@ -162,26 +162,61 @@ describe("an applier whose database path goes silent", () => {
   });
 });
 
-describe("a writer that can't reach Valkey while it is the applier", () => {
-  it("hands the applier's duty over at once: other instances see its write within a pass", async () => {
-    const valkeyProxy = await proxyTo(valkey.port);
-    const writer = await start({ VALKEY_URL: valkeyProxy.url(valkey.url) });
-    await up(writer);
-    await expect.poll(() => isApplier(writer)).toBe(true);
-    const reader = await start();
-    await up(reader);
+describe("a writer that can't reach Valkey while others can", () => {
+  const handOffs = async (app: TestApp, outcome: string) => {
+    const text = await (await fetch(`${app.url}/metrics`)).text();
+    return Number(text.match(new RegExp(`^cache_hand_offs_total\\{outcome="${outcome}"\\} (\\d+)`, "m"))?.[1] ?? 0);
+  };
 
-    const customer = 74;
-    await warm(reader, customer);
+  /** The writer can't reach Valkey; the reader reads customer's count from its cache. */
+  async function writerCutOff(writerIsApplier: boolean) {
+    const valkeyProxy = await proxyTo(valkey.port);
+    const first = await start(writerIsApplier ? { VALKEY_URL: valkeyProxy.url(valkey.url) } : {});
+    await up(first);
+    await expect.poll(() => isApplier(first)).toBe(true);
+    const second = await start(writerIsApplier ? {} : { VALKEY_URL: valkeyProxy.url(valkey.url) });
+    await up(second);
+    const [writer, reader] = writerIsApplier ? [first, second] : [second, first];
+    const customer = writerIsApplier ? 74 : 75;
+    const before = await warm(reader, customer);
     valkeyProxy.cut();
     await expect.poll(async () => (await health(writer)).cache).toBe("down");
-    await post(writer, customer); // stored and acknowledged; its own bump could not reach Valkey
-    const acknowledged = performance.now();
-    const seen = await watchUntilTrue(reader, customer, await truth(customer), acknowledged, 1500);
-    expect(seen.firstTrueAfterMs).toBeLessThan(300);
+    return { writer, reader, customer, before, valkeyProxy };
+  }
+
+  it("answers a write only once an applier has applied it: the next read on another instance sees it", async () => {
+    const { writer, reader, customer, before } = await writerCutOff(false);
+    await post(writer, customer); // its own bump could not reach Valkey
+    expect(await count(reader, customer)).toBe(before + 1); // the first read after the answer
+    const seen = await watchUntilTrue(reader, customer, before + 1, performance.now(), 500);
+    expect(seen.wrongAfter).toEqual([]);
+    expect(await handOffs(writer, "applied")).toBe(1);
+  });
+
+  it("hands the applier's duty over at once when it is the applier, and still answers only once applied", async () => {
+    const { writer, reader, customer, before } = await writerCutOff(true);
+    await post(writer, customer);
+    expect(await count(reader, customer)).toBe(before + 1);
+    const seen = await watchUntilTrue(reader, customer, before + 1, performance.now(), 500);
     expect(seen.wrongAfter).toEqual([]);
     expect(isApplier(reader)).toBe(true);
+    expect(await handOffs(writer, "applied")).toBe(1);
+  });
+
+  it("doesn't wait for a pass when no instance reaches Valkey: the write answers, and every read is true", async () => {
+    const { writer, reader, customer, valkeyProxy } = await writerCutOff(false);
+    valkey.signal("SIGSTOP"); // now the reader and the applier can't reach it either
+    try {
+      await post(writer, customer);
+      expect(await handOffs(writer, "no applier")).toBe(1);
+      expect(await count(reader, customer)).toBe(await truth(customer));
+    } finally {
+      valkey.signal("SIGCONT");
+    }
     valkeyProxy.restore();
+    await up(writer);
+    expect(await count(writer, customer)).toBe(await truth(customer));
+    expect(await count(reader, customer)).toBe(await truth(customer));
   });
 });
 

@@ -36,6 +36,14 @@ import type { DirectStore, QueryCache } from "./query-cache.ts";
 
 /** The channel writes made outside the app notify (cache.changed(), migration 0005). */
 export const wakeChannel = "cache_wake";
+/** The channel an applier announces a pass's covered snapshot on, when a writer waits for one (handOff). */
+const appliedChannel = "cache_applied";
+/** The payload of a wake-up from a writer waiting for a pass: the next pass announces what it covered. */
+const handOffRequest = "hand-off";
+/** How long a write whose own bump failed waits for an applier's pass to apply it. */
+export const handOffMs = 1000;
+/** How long it waits for any pass to be announced at all: none means no applier reaches the store either. */
+const handOffQuietMs = 300;
 /** How long a store may go without a pass before the log rows it hasn't applied may be pruned. */
 export const retentionSeconds = 15 * 60;
 const coveredName = "changes:covered";
@@ -87,7 +95,13 @@ interface ApplierSession {
   /** Ends the session holding the store's lock, if another does; whether one was ended. */
   depose(storeId: string): Promise<boolean>;
   /** Wakes every instance's applier session (NOTIFY): one stepped down, another may take over now. */
-  wakeOthers(): Promise<void>;
+  wakeOthers(payload?: string): Promise<void>;
+  /** Tells every instance which snapshot a pass has just covered in the store. */
+  announce(covered: string): Promise<void>;
+  /** A snapshot taken now: every write committed before it is visible in it. */
+  snapshotNow(): Promise<string>;
+  /** Whether every change visible in `b` is visible in `a` (cache.snapshot_covers). */
+  covers(a: string, b: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -107,12 +121,16 @@ export class Applier {
   private lastSeen: string | null | undefined;
   private lastSeenAt = 0;
   private fresh = false;
+  /** A writer waits for the next pass's announcement (set by its wake-up, taken by the pass that starts next). */
+  private announceRequested = false;
+  private readonly announcementWaiters = new Set<(covered: string) => void>();
   private readonly instance = randomBytes(6).toString("base64url");
 
   constructor(private readonly options: ApplierOptions) {
     const { cache } = options;
     cache.suspend("changes", "no applier pass seen yet");
     cache.setRecovery((direct) => this.replay(direct));
+    cache.setHandOff(() => this.handOff());
     // An applier that can't reach the store can't do its duty: it steps down at once, so that an
     // instance that reaches it leads, and stands again once its own store calls work (after a replay).
     cache.onStatusChange((status) => {
@@ -165,6 +183,75 @@ export class Applier {
         .catch(() => {});
     }
     await session?.close();
+  }
+
+  /**
+   * A write whose own bump could not reach the store (this instance lost it)
+   * while others may still read it: wakes the applier (which passes at once
+   * and announces what it covered) and waits until a pass covers the write's
+   * commit. It gives up at `handOffMs`, or when no pass is announced at all
+   * within `handOffQuietMs` (no applier reaches the store either, so neither
+   * does any reader: every instance's cache is bypassed).
+   */
+  private async handOff(): Promise<boolean> {
+    // The embedded database has one process, whose own cache stays closed until a replay: no reader to wait for.
+    if (!this.options.url || this.stopped) return false;
+    const { metrics, log } = this.options;
+    const started = performance.now();
+    let announced = false;
+    let covered = false;
+    let timer: NodeJS.Timeout | undefined;
+    let onAnnounce: ((snapshot: string) => void) | undefined;
+    const wait = (async () => {
+      const session = await this.connect();
+      // Taken after the write's commit was acknowledged, so it shows the write.
+      const mine = await session.snapshotNow();
+      await new Promise<void>((resolve) => {
+        onAnnounce = (snapshot) => {
+          announced = true;
+          void session.covers(snapshot, mine).then(
+            (yes) => {
+              if (yes) {
+                covered = true;
+                resolve();
+              }
+            },
+            () => {},
+          );
+        };
+        this.announcementWaiters.add(onAnnounce);
+        session.wakeOthers(handOffRequest).catch(() => resolve());
+      });
+    })();
+    const giveUp = new Promise<void>((resolve) => {
+      const check = () => {
+        const waited = performance.now() - started;
+        if (waited >= handOffMs || (!announced && waited >= handOffQuietMs)) resolve();
+        else timer = setTimeout(check, 25);
+      };
+      timer = setTimeout(check, 25);
+    });
+    try {
+      await Promise.race([wait, giveUp]);
+    } catch {
+      // No session: nothing to wait on.
+    } finally {
+      clearTimeout(timer);
+      if (onAnnounce) this.announcementWaiters.delete(onAnnounce);
+    }
+    metrics.handOffs.inc({ outcome: covered ? "applied" : announced ? "late" : "no applier" });
+    if (!covered && announced) {
+      log.warn(
+        { waitedMs: Math.round(performance.now() - started) },
+        "a write's invalidation waited for the change applier in vain: it answers anyway",
+      );
+    }
+    return covered;
+  }
+
+  /** A pass's announcement, heard on this instance's session. */
+  private heard(covered: string): void {
+    for (const waiter of this.announcementWaiters) waiter(covered);
   }
 
   /**
@@ -325,7 +412,8 @@ export class Applier {
       const mine: { session?: ApplierSession } = {};
       mine.session = await serverSession(
         url,
-        () => this.wake(),
+        (payload) => this.wake(payload),
+        (covered) => this.heard(covered),
         (reason) => {
           if (mine.session && this.session === mine.session) this.lose(new Error(reason));
         },
@@ -341,9 +429,10 @@ export class Applier {
     });
   }
 
-  /** A write made outside the app committed: pass now (or right after the running pass). */
-  private wake(): void {
+  /** A write made outside the app committed, or a writer waits for a pass: pass now (or right after the running pass). */
+  private wake(payload: string): void {
     this.options.metrics.wakes.inc();
+    if (payload === handOffRequest) this.announceRequested = true;
     // Every instance hears writes made outside the app: one that isn't the applier stands at once, so a
     // change made while the applier is gone (stopped, killed) waits for no election timer.
     if (!this.leading) void this.stand();
@@ -369,6 +458,9 @@ export class Applier {
     const session = this.session;
     if (!session || !this.leading) return;
     const stop = metrics.applierPassDuration.startTimer();
+    // Taken as the pass starts: a writer's request that arrives meanwhile is for the next pass, which sees its commit.
+    const announce = this.announceRequested;
+    this.announceRequested = false;
     try {
       const store = cache.viaBreaker;
       // The store's own record, read back every pass: nothing this process remembers may run ahead of it
@@ -385,6 +477,7 @@ export class Applier {
         await session.afterPass(storeId, record.snapshot);
       }
       this.passSeen(performance.now());
+      if (announce) await session.announce(changes.snapshot);
       metrics.applierPasses.inc();
       stop();
     } catch (error) {
@@ -456,6 +549,9 @@ function embeddedSession(db: Database): ApplierSession {
     afterPass: (storeId, covered) => afterPass(db, storeId, covered),
     depose: async () => false,
     wakeOthers: async () => {},
+    announce: async () => {},
+    snapshotNow: async () => "",
+    covers: async () => true,
     close: async () => {},
   };
 }
@@ -474,7 +570,8 @@ type ListenerOptions = postgres.Options<Record<string, postgres.PostgresType>> &
  */
 async function serverSession(
   url: string,
-  onWake: () => void,
+  onWake: (payload: string) => void,
+  onAnnounced: (covered: string) => void,
   onLost: (reason: string) => void,
   timeoutMs: number,
 ): Promise<ApplierSession> {
@@ -489,8 +586,9 @@ async function serverSession(
     onnotice: () => {},
     connection: { application_name: "dellstore-orders-applier", statement_timeout: timeoutMs },
     onclose: () => onLost("the applier's session closed"),
-    onnotify: (channel) => {
-      if (channel === wakeChannel) onWake();
+    onnotify: (channel, payload) => {
+      if (channel === wakeChannel) onWake(payload);
+      else if (channel === appliedChannel) onAnnounced(payload);
     },
   } as ListenerOptions);
   const db: Database = drizzle(sql, { schema });
@@ -505,15 +603,20 @@ async function serverSession(
     });
     return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
   };
-  let listening = false;
+  // Listening from the start: a writer waiting for a pass may use this session before it ever stands.
+  await bounded(
+    (async () => {
+      await sql.unsafe(`LISTEN ${wakeChannel}`);
+      await sql.unsafe(`LISTEN ${appliedChannel}`);
+    })(),
+  ).catch(async (error: unknown) => {
+    await sql.end({ timeout: 0 });
+    throw error;
+  });
   return {
     tryLock: (storeId) =>
       bounded(
         (async () => {
-          if (!listening) {
-            await sql.unsafe(`LISTEN ${wakeChannel}`);
-            listening = true;
-          }
           const [row] = await sql<{ locked: boolean }[]>`
             SELECT pg_try_advisory_lock(hashtextextended(${lockKey(storeId)}, 0)) AS locked`;
           return row?.locked === true;
@@ -531,8 +634,22 @@ async function serverSession(
           FROM cache.applier_lock_holder(${lockKey(storeId)}) AS pid WHERE pid IS NOT NULL`);
       return row?.ended === true;
     },
-    wakeOthers: async () => {
-      await bounded(sql`SELECT pg_notify(${wakeChannel}, '')`);
+    wakeOthers: async (payload = "") => {
+      await bounded(sql`SELECT pg_notify(${wakeChannel}, ${payload})`);
+    },
+    announce: async (covered) => {
+      await bounded(sql`SELECT pg_notify(${appliedChannel}, ${covered})`);
+    },
+    snapshotNow: async () => {
+      const [row] = await bounded(sql<{ snapshot: string }[]>`SELECT pg_current_snapshot()::text AS snapshot`);
+      if (!row) throw new Error("pg_current_snapshot() returned no row");
+      return row.snapshot;
+    },
+    covers: async (a, b) => {
+      const [row] = await bounded(
+        sql<{ covers: boolean }[]>`SELECT cache.snapshot_covers(${a}::pg_snapshot, ${b}::pg_snapshot) AS covers`,
+      );
+      return row?.covers === true;
     },
     // A silent path would hold end() for its whole timeout; nothing is left to say on it.
     close: () => sql.end({ timeout: 0 }),

@@ -82,6 +82,13 @@ export interface Cache {
 /** The breaker's recovery step; `direct` store calls bypass the (still open) breaker. */
 export type Recovery = (direct: DirectStore) => Promise<void>;
 
+/**
+ * Waits, for a write whose own bump could not reach the store, until the
+ * change has reached it another way (the change applier); false if it didn't
+ * within the hand-off's own bound.
+ */
+export type HandOff = () => Promise<boolean>;
+
 /** Store calls for the change log, through the breaker or (during recovery) around it. */
 export interface DirectStore {
   bump(tags: readonly string[]): Promise<void>;
@@ -120,6 +127,7 @@ export class QueryCache implements Cache {
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
   private recovery: Recovery | undefined;
+  private handOff: HandOff | undefined;
   private readonly statusListeners = new Set<(status: "up" | "down") => void>();
   /**
    * Which store holds these entries, for the change applier (one per store):
@@ -176,6 +184,11 @@ export class QueryCache implements Cache {
   /** Replaces the breaker's recovery step (the default bumps the epoch). */
   setRecovery(recovery: Recovery): void {
     this.recovery = recovery;
+  }
+
+  /** Sets what a write whose bump failed waits for before it answers (none: it answers at once). */
+  setHandOff(handOff: HandOff): void {
+    this.handOff = handOff;
   }
 
   /** Change-log bookkeeping in the store, through the breaker: throws CacheUnavailable when it is open. */
@@ -296,6 +309,9 @@ export class QueryCache implements Cache {
     } catch (error) {
       // The breaker is open now; its recovery replays (or retires) what this missed before the cache is used again.
       if (!(error instanceof CacheUnavailable)) throw error;
+      // Other instances may still read the store: the write answers only once an applier that reaches it has
+      // applied the change, so no read that starts after the answer, anywhere, finds the old entry.
+      await this.handOff?.();
       return false;
     }
   }

@@ -84,40 +84,44 @@ export interface History {
  * says the same.
  */
 export const bounds = {
-  /** An API write acknowledged (200), by any instance: at once. */
-  acknowledged: 0,
   /**
-   * An API write whose writer lost its Valkey connection while it wrote (its
-   * own bump may not have reached Valkey): an applier that reaches Valkey
-   * applies it from the change log (the writer, if it was the applier, steps
-   * down at once).
+   * An API write acknowledged (200), by any instance: at once. A writer whose
+   * own bump could not reach Valkey answers only once an applier has applied
+   * its change (server/cache/applier.ts, handOff).
    */
-  writerLostValkey: 1000,
+  acknowledged: 0,
   /** A write made outside the app (psql), no fault near it: one applier pass on a saturated machine. */
   outside: 300,
   /**
    * A write made outside the app while a fault lasts (or within this long
    * before it ends): a silent applier is replaced after 2.5 s without a pass,
-   * and after 5 s without one every instance bypasses its cache.
+   * and after 5 s without one every instance bypasses its cache. Also an API
+   * write whose writer lost Valkey while another fault hindered the appliers
+   * (its hand-off gives up after 1 s).
    */
   outsideUnderFault: 6000,
 } as const;
 
 /** Faults during which a writer's own bump may be lost while other instances still read Valkey. */
 const losesWritersBump = new Set<FaultKind>(["valkey-path-cut", "valkey-client-killed"]);
+/** How long after such a fault ends the writer may still be reconnecting (its bumps still lost). */
+const reconnectMs = 3000;
 
 const overlaps = (fault: Fault, from: number, to: number) => fault.start <= to && fault.end >= from;
 
 /** How long after its end `write` may stay invisible, given the faults around it. */
 export function boundOf(write: Write, faults: readonly Fault[]): number {
   if (write.via !== "psql") {
-    const lost = faults.some(
+    // Its hand-off to an applier is bounded only while no other fault hinders the appliers.
+    const lost = faults.filter(
       (f) =>
         losesWritersBump.has(f.kind) &&
         (f.instance === undefined || f.instance === write.instance) &&
-        overlaps(f, write.start, write.end),
+        overlaps(f, write.start - reconnectMs, write.end),
     );
-    return lost ? bounds.writerLostValkey : bounds.acknowledged;
+    const hindered =
+      lost.length > 0 && faults.some((f) => !lost.includes(f) && overlaps(f, write.start - reconnectMs, write.end));
+    return hindered ? bounds.outsideUnderFault : bounds.acknowledged;
   }
   const near = faults.some((f) => overlaps(f, write.start - bounds.outsideUnderFault, write.end + bounds.outside));
   return near ? bounds.outsideUnderFault : bounds.outside;
