@@ -1,11 +1,12 @@
 // tRPC's root: context, error shape, and the base procedure every router uses.
-import { initTRPC, TRPCError } from "@trpc/server";
+import { type inferProcedureBuilderResolverOptions, initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError, z } from "zod";
 import type { Database } from "../db/client.ts";
 import type { Queries } from "../db/queries.ts";
 import { bearerMatches } from "./auth.ts";
 import type { Applier } from "./cache/applier.ts";
+import { createCaching } from "./cache/middleware.ts";
 import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
@@ -117,6 +118,21 @@ const guarded = t.middleware(async ({ ctx, path, type, next }) => {
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 export const publicProcedure = t.procedure.use(guarded);
+
+/** What every procedure's resolver is given: the request's context, and its deadline (`answerBy`). */
+export type ProcedureContext = inferProcedureBuilderResolverOptions<typeof publicProcedure>["ctx"];
+
+/**
+ * Cached queries on publicProcedure and invalidating mutations
+ * (server/cache/middleware.ts), told how to reach the cache from this app's
+ * context: its cache, the request's Cache-Control (no-store) and what the
+ * HTTP hit path found for it.
+ */
+export const caching = createCaching(publicProcedure, {
+  cache: (ctx) => ctx.cache,
+  mode: (ctx) => ctx.cacheMode,
+  prefetched: (ctx) => ctx.prefetched,
+});
 
 /** Writes: with API_TOKEN set, only callers presenting it as a bearer token get through. */
 export const writeProcedure = publicProcedure.use(({ ctx, next }) => {

@@ -8,7 +8,21 @@ import { QueryCache } from "./query-cache.ts";
 import { TagTracking } from "./tag-tracking.ts";
 import { ValkeyStore } from "./valkey-store.ts";
 
-export type { Cache } from "./query-cache.ts";
+// The module's API for a tRPC app: cached queries and invalidating mutations on its own base
+// procedure (middleware.ts), their policies (policy.ts), and the cache they reach (createCache).
+export {
+  type BaseProcedure,
+  type CacheAccess,
+  type CachedQueryProcedure,
+  type CachedResolver,
+  type Caching,
+  createCaching,
+  type InvalidatesOptions,
+  provesNothingCommitted,
+  type ResolverContext,
+} from "./middleware.ts";
+export { type CachePolicy, type DeclaredPolicy, declarePolicy, type Prefetched, policyRegistry } from "./policy.ts";
+export type { Cache, CacheMode } from "./query-cache.ts";
 
 export interface CacheConfig {
   valkeyUrl: string | undefined;

@@ -1,48 +1,148 @@
-// What procedures declare: cached queries by their policy, `invalidates` on mutations.
+// What procedures declare: cached queries by their policy, `invalidates` on
+// mutations. Built on tRPC's public API from what an app gives it, so any tRPC
+// app can use it: its base procedure (where cached queries start) and how to
+// reach the cache from that procedure's context.
 //
-//   count: cachedQuery(countPolicy, { summary, output, example }, ({ ctx, input }) => ...)
+//   const caching = createCaching(publicProcedure, { cache: (ctx) => ctx.cache });
+//   count: caching.cachedQuery(countPolicy, ({ ctx, input }) => ...),
+//   add: writeProcedure.input(...).use(caching.invalidates({ tags: (input) => [...] })).mutation(...),
 //
 // A cached query is built here, not assembled by hand, so nothing can run
 // before its cache check except what its policy declares (`authorize`), which
-// the HTTP hit path runs too. The cache is read in the resolver: a hit is
-// simply the resolver's return value, no middleware has to end the chain.
-import type { TRPCError, TRPCMiddlewareFunction } from "@trpc/server";
+// a hit path in front of tRPC runs too. The cache is read in the resolver: a
+// hit is simply the resolver's return value, no middleware has to end the chain.
+import type {
+  inferProcedureBuilderResolverOptions,
+  TRPCError,
+  TRPCMiddlewareFunction,
+  TRPCProcedureBuilder,
+  TRPCQueryProcedure,
+  TRPCUnsetMarker,
+} from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { z } from "zod";
-import { type About, declare } from "../routers/documented.ts";
-import { type Context, publicProcedure } from "../trpc.ts";
-import type { DeclaredPolicy } from "./policy.ts";
+import { type CachePolicy, type DeclaredPolicy, declarePolicy, type Prefetched } from "./policy.ts";
+import type { Cache, CacheMode } from "./query-cache.ts";
 
-/** A cached query, declared for the API document with `about`: it answers `about.output`'s type. */
-export function cachedQuery<TSchema extends z.ZodType, TOutput extends z.ZodType>(
-  policy: DeclaredPolicy<TSchema>,
-  about: About<TOutput, z.input<TSchema>>,
-  resolve: (opts: { ctx: Context; input: z.output<TSchema> }) => Promise<z.output<TOutput>>,
-) {
-  const procedure = publicProcedure
-    // The hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
-    .use(({ ctx, path, next }) => {
-      const prefetched = ctx.prefetched;
-      return prefetched?.procedure === path ? next({ getRawInput: async () => prefetched.raw }) : next();
-    })
-    .input(policy.parser)
-    .query(({ ctx, input: parsed, path }) => {
-      // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
-      const input = parsed as z.output<TSchema>;
-      if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
-      policy.authorize?.(ctx);
-      const { prefetched } = ctx;
-      const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
-      return ctx.cache.read(policy.request(input, ctx), () => resolve({ ctx, input }), prior);
-    });
-  return declare({ ...about, kind: "query", input: policy.input }, procedure);
+/** A procedure builder without input or output yet, such as an app's `publicProcedure`. */
+export type BaseProcedure<TContext, TMeta, TOverrides, TErrorShape> = TRPCProcedureBuilder<
+  TContext,
+  TMeta,
+  TOverrides,
+  TRPCUnsetMarker,
+  TRPCUnsetMarker,
+  TRPCUnsetMarker,
+  TRPCUnsetMarker,
+  false,
+  TErrorShape
+>;
+
+/** The context a base procedure's resolvers see: the app's, as the base's middlewares left it. */
+export type ResolverContext<TContext, TMeta, TOverrides, TErrorShape> = inferProcedureBuilderResolverOptions<
+  BaseProcedure<TContext, TMeta, TOverrides, TErrorShape>
+>["ctx"];
+
+/** How cached procedures reach the cache, and what else they need, from a request's context. */
+export interface CacheAccess<TContext> {
+  cache(ctx: TContext): Pick<Cache, "read" | "invalidate">;
+  /** "no-store" for a request that must neither read nor fill the cache; "default" when absent. */
+  mode?(ctx: TContext): CacheMode | undefined;
+  /** What a hit path in front of tRPC found for this request before it fell through (a miss), if the app has one. */
+  prefetched?(ctx: TContext): Prefetched | undefined;
 }
 
-type CacheMiddleware<TInput> = TRPCMiddlewareFunction<Context, object, object, object, TInput>;
+/** A cached query's resolver: what a miss runs to get the value. */
+export type CachedResolver<TContext, TSchema extends z.ZodType, TResult> = (opts: {
+  ctx: TContext;
+  input: z.output<TSchema>;
+}) => Promise<TResult>;
+
+/** A query procedure as tRPC itself types `.input(schema).query(resolver)`. */
+export type CachedQueryProcedure<TSchema extends z.ZodType, TResult, TMeta, TErrorShape> = TRPCQueryProcedure<{
+  input: z.input<TSchema>;
+  output: TResult;
+  meta: TMeta;
+  errorShape: TErrorShape;
+}>;
 
 export interface InvalidatesOptions<TInput> {
   /** The tags the mutation affects; `output` is the resolver's result, undefined if it failed. */
   tags: (input: TInput, output: unknown) => readonly string[];
+}
+
+/** Cached queries and invalidating mutations for the procedures of one base, typed by its context. */
+export interface Caching<TContext, TMeta, TErrorShape> {
+  /** A policy whose `authorize` sees this base's context. */
+  declarePolicy<TSchema extends z.ZodType>(policy: CachePolicy<TSchema, TContext>): DeclaredPolicy<TSchema, TContext>;
+  /** A query answering from the cache by `policy`, running `resolve` on a miss; mount it at `policy.procedure`. */
+  cachedQuery<TSchema extends z.ZodType, TResult>(
+    policy: DeclaredPolicy<TSchema, TContext>,
+    resolve: CachedResolver<TContext, TSchema, TResult>,
+  ): CachedQueryProcedure<TSchema, TResult, TMeta, TErrorShape>;
+  /** A mutation's middleware: after it ran, the tags it affected get new versions (entries depending on them retire). */
+  invalidates<TInput>(
+    options: InvalidatesOptions<TInput>,
+  ): TRPCMiddlewareFunction<TContext, object, object, object, TInput>;
+}
+
+/**
+ * Cached procedures on `base`, reaching the cache through `access`. Generic
+ * over the app's tRPC types: the context, meta and error shape are `base`'s.
+ */
+export function createCaching<TContext, TMeta, TOverrides, TErrorShape>(
+  base: BaseProcedure<TContext, TMeta, TOverrides, TErrorShape>,
+  access: CacheAccess<ResolverContext<TContext, TMeta, TOverrides, TErrorShape>>,
+): Caching<ResolverContext<TContext, TMeta, TOverrides, TErrorShape>, TMeta, TErrorShape> {
+  type BaseContext = ResolverContext<TContext, TMeta, TOverrides, TErrorShape>;
+  // tRPC hands every middleware and resolver of `base` this very context type, but names it in a form
+  // the compiler can't match with BaseContext while the app's types are still parameters here.
+  const contextOf = (opts: { ctx: unknown }) => opts.ctx as BaseContext;
+  return {
+    declarePolicy: (policy) => declarePolicy(policy),
+
+    cachedQuery<TSchema extends z.ZodType, TResult>(
+      policy: DeclaredPolicy<TSchema, BaseContext>,
+      resolve: CachedResolver<BaseContext, TSchema, TResult>,
+    ) {
+      const procedure = base
+        // A hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
+        .use((opts) => {
+          const prefetched = access.prefetched?.(contextOf(opts));
+          return prefetched?.procedure === opts.path
+            ? opts.next({ getRawInput: async () => prefetched.raw })
+            : opts.next();
+        })
+        .input(policy.parser)
+        .query((opts) => {
+          const { path } = opts;
+          const ctx = contextOf(opts);
+          // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
+          const input = opts.input as z.output<TSchema>;
+          if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
+          policy.authorize?.(ctx);
+          const prefetched = access.prefetched?.(ctx);
+          const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
+          const request = policy.request(input, { cacheMode: access.mode?.(ctx) });
+          return access.cache(ctx).read(request, () => resolve({ ctx, input }), prior);
+        });
+      // The same type tRPC gives it, stated in the schema's and resolver's terms (tRPC's own form of it only
+      // resolves once the app's types are known).
+      return procedure as unknown as CachedQueryProcedure<TSchema, TResult, TMeta, TErrorShape>;
+    },
+
+    invalidates:
+      ({ tags }) =>
+      async ({ ctx, input, next }) => {
+        const result = await next();
+        if (!result.ok && provesNothingCommitted(result.error)) return result; // nothing to invalidate
+        // After the commit and before the reply. Also after a failure that may
+        // hide a commit (an unknown outcome): a bump too many only costs a miss.
+        // A bump that fails keeps this instance's cache closed until the change
+        // log is replayed (query-cache.ts), and the applier bumps it for the others.
+        await access.cache(contextOf({ ctx })).invalidate(tags(input, result.ok ? result.data : undefined));
+        return result;
+      },
+  };
 }
 
 /**
@@ -53,17 +153,4 @@ export interface InvalidatesOptions<TInput> {
  */
 export function provesNothingCommitted(error: TRPCError): boolean {
   return getHTTPStatusCodeFromError(error) < 500;
-}
-
-export function invalidates<TInput>({ tags }: InvalidatesOptions<TInput>): CacheMiddleware<TInput> {
-  return async ({ ctx, input, next }) => {
-    const result = await next();
-    if (!result.ok && provesNothingCommitted(result.error)) return result; // nothing to invalidate
-    // After the commit and before the reply. Also after a failure that may
-    // hide a commit (an unknown outcome): a bump too many only costs a miss.
-    // A bump that fails keeps this instance's cache closed until the change
-    // log is replayed (query-cache.ts), and the applier bumps it for the others.
-    await ctx.cache.invalidate(tags(input, result.ok ? result.data : undefined));
-    return result;
-  };
 }

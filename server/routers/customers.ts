@@ -1,7 +1,7 @@
 import { TRPCError } from "@trpc/server";
-import { cachedQuery } from "../cache/middleware.ts";
 import { customerSummaryOutput } from "../outputs.ts";
 import { customersSummary } from "./cache-policies.ts";
+import { cachedQuery } from "./cached-query.ts";
 
 export const customersProcedures = {
   summary: cachedQuery(

@@ -91,7 +91,7 @@ export function procedureDocs(record: ProcedureRecord): ReadonlyMap<string, Proc
       const doc = docs.get(value);
       if (!doc) {
         throw new Error(
-          `${path} is not a declared procedure: build it with cachedQuery() or documented() (server/routers/documented.ts), in a plain object, not a nested router()`,
+          `${path} is not a declared procedure: build it with cachedQuery() (server/routers/cached-query.ts) or documented() (server/routers/documented.ts), in a plain object, not a nested router()`,
         );
       }
       found.set(path, doc);
