@@ -1,5 +1,6 @@
-// The in-process tier's own logic, with a hand-driven feed: hits only under
-// the mirror's current tokens, the fetch race, "all", the byte budget.
+// The in-process tier's own logic, with a hand-driven feed and a hand-written
+// tier below it: hits only under the mirror's current tokens, the fetch race,
+// "all", the check of a response's tokens, the byte budget.
 import { describe, expect, it } from "vitest";
 import { epochTag } from "../server/cache/keys.ts";
 import { LocalTier } from "../server/cache/local-tier.ts";
@@ -29,108 +30,141 @@ function tier(maxBytes = 1024 * 1024) {
   return { feed, metrics, local: new LocalTier({ maxBytes, feed, metrics }) };
 }
 
-/** A lookup that read `tokens` (epoch first) and found `payload` current in Valkey. */
-function fetched(local: LocalTier, key: string, tags: string[], tokens: string, payload?: string) {
-  local.completeFetch(local.beginFetch(tags), key, tokens, payload, 60_000);
+/** A read the tier sent down, which found `found` there (the tokens read, the entry current under them). */
+function through(local: LocalTier, key: string, tags: string[], tokens: string, payload?: string, ttlMs = 60_000) {
+  return local.get(key, tags, async () => ({ tokens, payload, ttlMs }));
 }
+
+/** The copy the tier answers `key` with itself, or undefined when the read went down. */
+async function cached(local: LocalTier, key: string, tags: readonly string[]) {
+  let wentDown = false;
+  const found = await local.get(key, tags, async () => {
+    wentDown = true;
+    return undefined;
+  });
+  return wentDown ? undefined : found;
+}
+
+const copy = (tokens: string, payload: string) => ({ tier: "l1", tokens, payload });
 
 describe("the in-process tier", () => {
   it("answers an entry stored under the mirror's tokens, after a barrier", async () => {
     const { local, feed } = tier();
-    expect(await local.find("k", ["a"])).toBeUndefined(); // nothing to wait for
+    expect(await cached(local, "k", ["a"])).toBeUndefined(); // nothing to wait for
     expect(feed.barriers).toBe(0);
-    fetched(local, "k", ["a"], "e1,a1", '{"count":1}');
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: '{"count":1}' });
+    await through(local, "k", ["a"], "e1,a1", '{"count":1}');
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a1", '{"count":1}'));
     expect(feed.barriers).toBe(1);
   });
 
   it("stops answering once a tag it depends on changes, or everything does", async () => {
     const { local, feed } = tier();
-    fetched(local, "k", ["a"], "e1,a1", "1");
+    await through(local, "k", ["a"], "e1,a1", "1");
     feed.change(["b"]);
-    expect(await local.find("k", ["a"])).toBeDefined();
+    expect(await cached(local, "k", ["a"])).toBeDefined();
     feed.change(["a"]);
-    expect(await local.find("k", ["a"])).toBeUndefined();
-    fetched(local, "k", ["a"], "e1,a2", "2");
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a2", payload: "2" });
+    expect(await cached(local, "k", ["a"])).toBeUndefined();
+    await through(local, "k", ["a"], "e1,a2", "2");
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a2", "2"));
     feed.change("all");
-    expect(await local.find("k", ["a"])).toBeUndefined();
+    expect(await cached(local, "k", ["a"])).toBeUndefined();
   });
 
-  it("keeps no token whose invalidation overtook the lookup that read it (the fetch race)", async () => {
+  it("keeps no token whose invalidation overtook the read that read it (the fetch race)", async () => {
     const { local, feed } = tier();
-    const fetch = local.beginFetch(["a"]);
-    feed.change(["a"]); // the write after the read's MGET: its invalidation arrives first
-    local.completeFetch(fetch, "k", "e1,a1", "old", 60_000);
-    expect(await local.find("k", ["a"])).toBeUndefined();
-    fetched(local, "k", ["a"], "e1,a2", "new");
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a2", payload: "new" });
+    const raced = await local.get("k", ["a"], async () => {
+      feed.change(["a"]); // the write after the read's MGET: its invalidation arrives before the reply
+      return { tokens: "e1,a1", payload: "old", ttlMs: 60_000 };
+    });
+    expect(raced).toMatchObject({ payload: "old" }); // the read itself began before the write: it may answer it
+    expect(await cached(local, "k", ["a"])).toBeUndefined();
+    await through(local, "k", ["a"], "e1,a2", "new");
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a2", "new"));
   });
 
-  it("keeps nothing while the feed is down, nor what a lookup begun before it went down read", async () => {
+  it("keeps nothing while the feed is down, nor what a read begun before it went down read", async () => {
     const { local, feed } = tier();
-    const before = local.beginFetch(["a"]);
-    feed.live = false;
-    feed.change("all"); // lost
-    fetched(local, "k", ["a"], "e1,a1", "1");
-    feed.live = true;
-    feed.change("all"); // back
-    local.completeFetch(before, "k", "e1,a1", "1", 60_000);
-    expect(await local.find("k", ["a"])).toBeUndefined();
+    await local.get("k", ["a"], async () => {
+      feed.live = false;
+      feed.change("all"); // lost
+      await through(local, "k", ["a"], "e1,a1", "1");
+      feed.live = true;
+      feed.change("all"); // back
+      return { tokens: "e1,a1", payload: "1", ttlMs: 60_000 };
+    });
+    expect(await cached(local, "k", ["a"])).toBeUndefined();
   });
 
-  it("keeps a value this process loaded only under the mirror's current tokens", async () => {
+  it("keeps what a miss loaded under the tokens read before it, unless a write retired them meanwhile", async () => {
     const { local, feed } = tier();
-    fetched(local, "k", ["a"], "e1,a1"); // the miss's lookup: tokens, no entry
-    local.offer("k", ["a"], "e1,a1", "1", 60_000);
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+    await through(local, "k", ["a"], "e1,a1", "1"); // the miss's tokens, and the value it loaded and stored
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a1", "1"));
     // A write retired the tokens the load ran under while it ran: its value is not kept.
-    fetched(local, "j", ["b"], "e1,b1");
-    feed.change(["b"]);
-    local.offer("j", ["b"], "e1,b1", "1", 60_000);
-    fetched(local, "j", ["b"], "e1,b2");
-    expect(await local.find("j", ["b"])).toBeUndefined();
+    await local.get("j", ["b"], async () => {
+      feed.change(["b"]);
+      return { tokens: "e1,b1", payload: "1", ttlMs: 60_000 };
+    });
+    await through(local, "j", ["b"], "e1,b2"); // a later read: the new tokens, no entry yet
+    expect(await cached(local, "j", ["b"])).toBeUndefined();
     // Nor without a lifetime (the LRU would keep it for good).
-    fetched(local, "i", ["c"], "e1,c1");
-    local.offer("i", ["c"], "e1,c1", "1", 0);
-    expect(await local.find("i", ["c"])).toBeUndefined();
+    await through(local, "i", ["c"], "e1,c1", "1", 0);
+    expect(await cached(local, "i", ["c"])).toBeUndefined();
     // Nor while the feed is down.
     feed.live = false;
-    local.offer("k", ["a"], "e1,a1", "2", 60_000);
+    await through(local, "k", ["a"], "e1,a1", "2");
     feed.live = true;
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a1", "1"));
   });
 
-  it("fills in a tag after a lookup that marked it failed", async () => {
+  it("fills in a tag after a read that marked it failed", async () => {
     const { local } = tier();
-    local.beginFetch(["a"]); // its Valkey read failed: never completed
-    fetched(local, "k", ["a"], "e1,a1", "1");
-    expect(await local.find("k", ["a"])).toEqual({ tokens: "e1,a1", payload: "1" });
+    const failed = local.get("k", ["a"], () => Promise.reject(new Error("Valkey read failed")));
+    await expect(failed).rejects.toThrow("Valkey read failed");
+    await through(local, "k", ["a"], "e1,a1", "1");
+    expect(await cached(local, "k", ["a"])).toEqual(copy("e1,a1", "1"));
   });
 
   it("answers nothing when the barrier fails", async () => {
     const { local, feed } = tier();
-    fetched(local, "k", ["a"], "e1,a1", "1");
+    await through(local, "k", ["a"], "e1,a1", "1");
     feed.barrier = async () => false;
-    expect(await local.find("k", ["a"])).toBeUndefined();
+    expect(await cached(local, "k", ["a"])).toBeUndefined();
   });
 
   it("depends on the epoch too", async () => {
     const { local, feed } = tier();
-    fetched(local, "k", [], "e1", "1");
-    expect(await local.find("k", [])).toBeDefined();
+    await through(local, "k", [], "e1", "1");
+    expect(await cached(local, "k", [])).toBeDefined();
     feed.change([epochTag]);
-    expect(await local.find("k", [])).toBeUndefined();
+    expect(await cached(local, "k", [])).toBeUndefined();
+  });
+
+  it("tells whether tokens are the tags' current ones by the mirror after the barrier, and when it can't", async () => {
+    const { local, feed } = tier();
+    expect(await local.isCurrent(["a"], "e1,a1")).toBe(false); // unknown tag: the read that follows fills it in
+    await through(local, "k", ["a"], "e1,a1");
+    const barriers = feed.barriers;
+    expect(await local.isCurrent(["a"], "e1,a1")).toBe(true);
+    expect(feed.barriers).toBe(barriers + 1);
+    expect(await local.isCurrent(["a"], "e1,a0")).toBe(false);
+    expect(feed.barriers).toBe(barriers + 1); // a mirror that disagrees needs no barrier
+    feed.barrier = async () => false;
+    expect(await local.isCurrent(["a"], "e1,a1")).toBeUndefined(); // late: the store must say
+    feed.live = false;
+    expect(await local.isCurrent(["a"], "e1,a1")).toBeUndefined();
+    feed.live = true;
+    feed.change(["a"]);
+    expect(await local.isCurrent(["a"], "e1,a1")).toBe(false);
   });
 
   it("stays within its byte budget, dropping the least recently used entries", async () => {
     const { local, metrics } = tier(64 * 1024);
     const payload = "x".repeat(1000);
-    for (let i = 0; i < 100; i++) fetched(local, `k${i}`, [`t${i}`], `e1,t${i}`, payload);
+    for (let i = 0; i < 100; i++) await through(local, `k${i}`, [`t${i}`], `e1,t${i}`, payload);
     const bytes = (await metrics.l1Bytes.get()).values[0]?.value ?? 0;
     expect(bytes).toBeGreaterThan(32 * 1024);
     expect(bytes).toBeLessThanOrEqual(64 * 1024);
-    expect(await local.find("k0", ["t0"])).toBeUndefined();
-    expect(await local.find("k99", ["t99"])).toBeDefined();
+    expect(await cached(local, "k0", ["t0"])).toBeUndefined();
+    expect(await cached(local, "k99", ["t99"])).toBeDefined();
   });
 });

@@ -1,16 +1,20 @@
-// The in-process tier (L1) in front of Valkey: a mirror of the tags' version
-// tokens, kept as fresh as Valkey by the tag-change feed (tag-tracking.ts), and
-// copies of entries found current in Valkey. A hit here is exactly a hit there:
-// an entry stored under the tags' current tokens, read from the mirror after
-// the feed's barrier, so every invalidation of a write acknowledged before the
-// read arrived has been applied.
+// The in-process tier (L1), a layer in front of the shared store (Valkey): a
+// mirror of the tags' version tokens, kept as fresh as Valkey by the tag-change
+// feed (tag-tracking.ts), and copies of entries found current below it. A read
+// enters it once (`get`): a copy current by the mirror after the feed's
+// barrier is answered here; anything else goes down to the tier below (the
+// store, and the load a miss there makes), and on the way back the mirror
+// takes the tokens that tier read and a copy of an entry current by them. A hit
+// here is exactly a hit there: an entry stored under the tags' current tokens,
+// read from the mirror after the barrier, so every invalidation of a write
+// acknowledged before the read arrived has been applied.
 //
 // The fetch race (Valkey's client-side caching docs): a token read from Valkey
 // can be overtaken by its invalidation, which arrives on the other connection.
-// Before a lookup reads tokens from Valkey it marks the tags it lacks; an
-// invalidation removes the mark, and the token read is kept only where the mark
-// is still its own. While the feed is down the mirror is empty, and nothing
-// fetched before is kept: each new feed starts from nothing.
+// Before a read goes down it marks the tags the mirror lacks; an invalidation
+// removes the mark, and a token read below is kept only where the mark is
+// still that read's own. While the feed is down the mirror is empty, and
+// nothing read before is kept: each new feed starts from nothing.
 import { LRUCache } from "lru-cache";
 import type { Metrics } from "../metrics.ts";
 import { epochTag } from "./keys.ts";
@@ -25,15 +29,27 @@ export interface LocalTierOptions {
   skipBarrier?: boolean;
 }
 
-/** A lookup's mark on the tags whose tokens it may fill in. */
-export interface Fetch {
-  readonly tags: readonly string[];
-  readonly mark: object;
+/** What the tier below answers a read with. */
+export interface Found {
+  /** The tags' tokens it read (the epoch's first), joined as entries store them. */
+  tokens: string;
+  /** The entry current under them, serialized, if there was one (or the value a miss loaded and stored). */
+  payload?: string | undefined;
+  /** How long a copy may live here: as long as the store keeps the entry. */
+  ttlMs?: number | undefined;
 }
 
-interface Entry {
-  tokens: string;
-  payload: string;
+/** An entry this tier answered itself. */
+export interface Copy {
+  readonly tier: "l1";
+  readonly tokens: string;
+  readonly payload: string;
+}
+
+/** A read's mark on the tags whose tokens it may fill in. */
+interface Mark {
+  readonly tags: readonly string[];
+  readonly mark: object;
 }
 
 // About what a Map slot and the LRU's bookkeeping cost besides the strings.
@@ -43,7 +59,7 @@ const mirrorShare = 1 / 8;
 
 export class LocalTier {
   private readonly versions: LRUCache<string, string | object>;
-  private readonly entries: LRUCache<string, Entry>;
+  private readonly entries: LRUCache<string, Copy>;
 
   constructor(private readonly options: LocalTierOptions) {
     const mirrorBytes = Math.max(1, Math.floor(options.maxBytes * mirrorShare));
@@ -52,7 +68,7 @@ export class LocalTier {
       sizeCalculation: (value, tag) =>
         (tag.length + (typeof value === "string" ? value.length : 0)) * 2 + overheadBytes,
     });
-    this.entries = new LRUCache<string, Entry>({
+    this.entries = new LRUCache<string, Copy>({
       maxSize: Math.max(1, options.maxBytes - mirrorBytes),
       sizeCalculation: (entry, key) => (key.length + entry.tokens.length + entry.payload.length) * 2 + overheadBytes,
     });
@@ -63,8 +79,56 @@ export class LocalTier {
     });
   }
 
-  /** The entry, if current by the mirror after the barrier; undefined sends the lookup to Valkey. */
-  async find(key: string, tags: readonly string[]): Promise<{ tokens: string; payload: string } | undefined> {
+  /**
+   * One read of `key` through this tier: its copy if current by the mirror
+   * after the barrier, else what `below` answers (undefined: the store could
+   * not be read), whose tokens fill in the mirror and whose entry is kept as a
+   * copy, on the way back, where the fetch race allows. `below` is told
+   * whether a copy may be kept at all (so it need not ask how long for).
+   */
+  async get<F extends Found>(
+    key: string,
+    tags: readonly string[],
+    below: (keepable: boolean) => Promise<F | undefined>,
+  ): Promise<F | Copy | undefined> {
+    const copy = await this.find(key, tags);
+    if (copy) return copy;
+    const mark = this.mark(tags);
+    const found = await below(this.options.feed.live);
+    if (found) this.fill(mark, key, found);
+    return found;
+  }
+
+  /**
+   * Whether `tokens` (the epoch's first) are the tags' current tokens for a
+   * read arriving now, by the mirror after the barrier: a response made from
+   * an entry stored under them is still what a read would answer. Undefined
+   * when the mirror can't say (the feed is down, the barrier's answer is late):
+   * then the store must be asked. A mirror that lacks a tag says false at once:
+   * the read that follows fills it in.
+   */
+  async isCurrent(tags: readonly string[], tokens: string): Promise<boolean | undefined> {
+    const { feed, metrics, skipBarrier } = this.options;
+    if (!feed.live) {
+      metrics.l1Requests.inc({ result: "off" });
+      return undefined;
+    }
+    // The barrier only ever removes tokens: a mirror that disagrees now can't agree after it.
+    if (this.tokens(tags) !== tokens) {
+      metrics.l1Requests.inc({ result: "miss" });
+      return false;
+    }
+    if (!skipBarrier && !(await feed.barrier())) {
+      metrics.l1Requests.inc({ result: "miss" });
+      return undefined;
+    }
+    const current = this.tokens(tags) === tokens;
+    metrics.l1Requests.inc({ result: current ? "hit" : "miss" });
+    return current;
+  }
+
+  /** The copy, if current by the mirror after the barrier; undefined sends the read down. */
+  private async find(key: string, tags: readonly string[]): Promise<Copy | undefined> {
     const { feed, metrics, skipBarrier } = this.options;
     if (!feed.live) {
       metrics.l1Requests.inc({ result: "off" });
@@ -84,11 +148,12 @@ export class LocalTier {
   }
 
   /**
-   * Before reading tokens from Valkey: marks the tags the mirror lacks. Taking
-   * over another lookup's mark is safe (an invalidation since then would have
-   * removed it) and leaves none behind by a lookup that failed.
+   * Before a read goes down (so before it reads tokens): marks the tags the
+   * mirror lacks. Taking over another read's mark is safe (an invalidation
+   * since then would have removed it) and leaves none behind by a read that
+   * failed.
    */
-  beginFetch(tags: readonly string[]): Fetch {
+  private mark(tags: readonly string[]): Mark {
     const all = [epochTag, ...tags];
     const mark = {};
     if (this.options.feed.live) {
@@ -98,32 +163,21 @@ export class LocalTier {
   }
 
   /**
-   * After it: fills in the tags still marked by this fetch with the tokens it
-   * read, and keeps a copy of an entry that is current by them, for as long as
-   * Valkey keeps it (`ttlMs`).
+   * On the way back: fills in the tags still marked by this read with the
+   * tokens it read, and keeps a copy of an entry that is current by the
+   * mirror, for as long as the store keeps it (`ttlMs`; 0 would mean "forever"
+   * to the LRU, so it keeps nothing).
    */
-  completeFetch(fetch: Fetch, key: string, tokens: string, payload: string | undefined, ttlMs: number | undefined) {
+  private fill({ tags, mark }: Mark, key: string, { tokens, payload, ttlMs }: Found): void {
+    if (!this.options.feed.live) return;
     const read = tokens.split(",");
-    if (read.length !== fetch.tags.length) return;
-    fetch.tags.forEach((tag, i) => {
-      if (this.versions.get(tag) === fetch.mark) this.versions.set(tag, read[i] as string);
+    if (read.length !== tags.length) return;
+    tags.forEach((tag, i) => {
+      if (this.versions.get(tag) === mark) this.versions.set(tag, read[i] as string);
     });
-    if (payload !== undefined && ttlMs !== undefined && ttlMs > 0 && this.tokens(fetch.tags.slice(1)) === tokens) {
-      this.entries.set(key, { tokens, payload }, { ttl: ttlMs });
+    if (payload !== undefined && ttlMs !== undefined && ttlMs > 0 && this.tokens(tags.slice(1)) === tokens) {
+      this.entries.set(key, { tier: "l1", tokens, payload }, { ttl: ttlMs });
     }
-    this.report();
-  }
-
-  /**
-   * A value this process just loaded and stored under `tokens`: kept as a copy
-   * when they are the tags' current tokens by the mirror (as completeFetch
-   * keeps one read from Valkey), so the hits after a write's reload don't each
-   * go to Valkey first to find it.
-   */
-  offer(key: string, tags: readonly string[], tokens: string, payload: string, ttlMs: number): void {
-    // (A TTL of 0 would mean "forever" to the LRU.)
-    if (!this.options.feed.live || ttlMs <= 0 || this.tokens(tags) !== tokens) return;
-    this.entries.set(key, { tokens, payload }, { ttl: ttlMs });
     this.report();
   }
 

@@ -26,7 +26,7 @@ import type { Logger } from "../logger.ts";
 import type { Metrics } from "../metrics.ts";
 import { Breaker, CacheUnavailable } from "./breaker.ts";
 import { entryKey, epochTag, metaKey, newToken, tagKey } from "./keys.ts";
-import type { LocalTier } from "./local-tier.ts";
+import type { Copy, Found, LocalTier } from "./local-tier.ts";
 import { SingleFlight } from "./single-flight.ts";
 import type { CacheStore } from "./store.ts";
 import type { TagFeed } from "./tag-tracking.ts";
@@ -45,24 +45,44 @@ export interface ReadRequest {
   mode?: CacheMode;
 }
 
-/** One cache round trip's answer: the entry's key, the tags' current tokens (undefined: bypassed), and the entry's serialized value on a hit. */
+/** A lookup's answer: the entry's key, the tags' current tokens (undefined: bypassed), and the entry's serialized value on a hit. */
 export interface Lookup {
   key: string;
   tokens?: string;
   payload?: string;
 }
 
+/**
+ * What one read answered under: a response made from its answer is what a
+ * read would answer while the tags' tokens are still `tokens` (surrogate keys,
+ * as HTTP caches use them).
+ */
+export interface Answered {
+  procedure: string;
+  /** The entry's key. */
+  key: string;
+  tags: readonly string[];
+  /** The tags' tokens (the epoch's first) the answer was current under; undefined: it bypassed the cache. */
+  tokens: string | undefined;
+  /** How long the entry is kept (the policy's TTL). */
+  ttlMs: number;
+}
+
 /** What cached procedures use; QueryCache is the implementation. */
 export interface Cache {
-  /** The entry if current, else `load()` (stored under the tokens read before it); `prior` is this request's own earlier lookup, so a miss isn't looked up twice. */
+  /**
+   * The entry if current, else `load()` (stored under the tokens read before
+   * it). `prior`, a lookup this request made just before (a tracing wrapper's
+   * span), answers a hit or a bypass without a second one.
+   */
   read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T>;
-  /** Reads the tags' tokens and the entry; a hit is an entry stored under exactly these tokens. Never loads or stores. */
+  /** Reads the tags' tokens and the entry through the tiers; a hit is an entry stored under exactly these tokens. Never loads or stores. */
   lookup(request: ReadRequest): Promise<Lookup>;
   /**
    * A miss whose entry is being loaded by another call under the same tokens
    * (so after the same writes): that load's serialized value, as a hit would
    * answer it, or undefined if the load fails; undefined at once when no such
-   * load runs. Lets a miss be answered without running its procedure.
+   * load runs. (A read joins such a load by itself; kept for wrappers.)
    */
   joinLoad(request: ReadRequest, lookup: Lookup): Promise<string | undefined> | undefined;
   /**
@@ -71,6 +91,17 @@ export interface Cache {
    * stays open until a recovery during which no bump failed).
    */
   invalidate(tags: readonly string[]): Promise<boolean>;
+  /**
+   * This cache, telling `sink` what each of its reads answered under (a
+   * request's context hands it to its procedures, for the response cache).
+   */
+  reporting?(sink: (answered: Answered) => void): Cache;
+  /**
+   * Whether `tokens` are still the tags' current tokens for a read arriving
+   * now, checked as a hit is (the in-process tier's mirror after its barrier,
+   * else the store); false whenever reads bypass the cache.
+   */
+  isCurrent?(tags: readonly string[], tokens: string): Promise<boolean>;
   readonly status: "up" | "down" | "memory";
   /** Which tags' versions changed, by any instance (Valkey, not a cluster); see tag-tracking.ts. */
   readonly tagFeed?: TagFeed;
@@ -116,13 +147,18 @@ interface Loaded {
   payload: string;
 }
 
+/** What the store's tier answers: its entry, a miss, or (`loaded`) the value a miss loaded and stored. */
+type Answer = Found & { loaded?: Loaded };
+
 const flightKey = (key: string, tokens: string) => `${key}|${tokens}`;
 
 export class QueryCache implements Cache {
   private readonly breaker: Breaker;
   private readonly flights = new SingleFlight();
-  /** Lookups of one entry share a round trip, never one sent before they arrived (see lookup). */
+  /** Lookups of one entry share a round trip, never one sent before they arrived (see fromStore). */
   private readonly lookups = new SingleFlight();
+  /** The same for reads of tags' tokens alone (isCurrent without the in-process tier). */
+  private readonly tokenReads = new SingleFlight();
   /** Why reads must bypass the cache for now, besides the breaker (e.g. no applier pass seen). */
   private readonly suspensions = new Map<string, string>();
   private readonly tagTtlSeconds: number;
@@ -219,31 +255,36 @@ export class QueryCache implements Cache {
     return true;
   }
 
-  async read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T> {
-    const { log, metrics } = this.options;
-    const { key, tokens, payload } = prior ?? (await this.lookup(request));
-    if (payload !== undefined) return superjson.parse<T>(payload);
-    metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
-    log.debug({ key, bypass: tokens === undefined }, "cache miss");
-    const loaded = async () => {
-      const value = await load();
-      metrics.cacheLoads.inc({ procedure: request.procedure });
-      return value;
+  read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T> {
+    return this.answer(request, load, prior, undefined);
+  }
+
+  reporting(sink: (answered: Answered) => void): Cache {
+    const cache = this;
+    return {
+      read: (request, load, prior) => this.answer(request, load, prior, sink),
+      lookup: (request) => this.lookup(request),
+      joinLoad: (request, lookup) => this.joinLoad(request, lookup),
+      invalidate: (tags) => this.invalidate(tags),
+      reporting: (other) => this.reporting(other),
+      isCurrent: (tags, tokens) => this.isCurrent(tags, tokens),
+      get status() {
+        return cache.status;
+      },
+      get tagFeed() {
+        return cache.tagFeed;
+      },
+      ready: (timeoutMs) => this.ready(timeoutMs),
+      close: () => this.close(),
     };
-    // Bypassing, nothing pins the data's version: share only a database read that starts after this
-    // call arrived, so it sees every write acknowledged before (by this instance or any other).
-    if (tokens === undefined) return this.flights.runFresh(`${key}|bypass`, loaded);
-    const loadedAndStored = async (): Promise<Loaded> => {
-      const value = await loaded();
-      const payload = superjson.stringify(value);
-      const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
-      await this.store(key, tokens, payload, ttlSeconds);
-      this.options.local?.offer(key, request.tags, tokens, payload, ttlSeconds * 1000);
-      return { value, payload };
-    };
-    // Keyed by the tags' tokens: a call that joins, or comes just after, takes a value read after the
-    // same versions, as a hit on the stored entry would.
-    return (await this.flights.run(flightKey(key, tokens), loadedAndStored, 500)).value as T;
+  }
+
+  async isCurrent(tags: readonly string[], tokens: string): Promise<boolean> {
+    if (this.bypassing()) return false;
+    const byMirror = await this.options.local?.isCurrent(tags, tokens);
+    if (byMirror !== undefined) return byMirror;
+    // As lookups: one round trip per wave, sent after the calls that share it arrived.
+    return (await this.tokenReads.runFresh(tags.join("\n"), () => this.readTokens(tags))) === tokens;
   }
 
   joinLoad(request: ReadRequest, { key, tokens }: Lookup): Promise<string | undefined> | undefined {
@@ -259,45 +300,160 @@ export class QueryCache implements Cache {
   }
 
   async lookup(request: ReadRequest): Promise<Lookup> {
-    const { prefix, log, metrics } = this.options;
-    const key = entryKey(prefix, request.procedure, request.input);
-    if (this.suspensions.size > 0 || request.mode === "no-store" || this.breaker.state === "down") return { key };
-    const local = await this.options.local?.find(key, request.tags);
-    if (local) {
+    const key = entryKey(this.options.prefix, request.procedure, request.input);
+    const found = await this.walk(key, request);
+    if (!found) return { key };
+    return found.payload === undefined
+      ? { key, tokens: found.tokens }
+      : { key, tokens: found.tokens, payload: found.payload };
+  }
+
+  /** A read: down the tiers and back once, else (bypassing) the database alone; `report` is told what it answered under. */
+  private async answer<T>(
+    request: ReadRequest,
+    load: () => Promise<T>,
+    prior: Lookup | undefined,
+    report: ((answered: Answered) => void) | undefined,
+  ): Promise<T> {
+    const { log, metrics, prefix } = this.options;
+    const key = prior?.key ?? entryKey(prefix, request.procedure, request.input);
+    const answered = (tokens: string | undefined) => {
+      const ttlMs = (request.ttlSeconds ?? this.options.ttlSeconds) * 1000;
+      report?.({ procedure: request.procedure, key, tags: request.tags, tokens, ttlMs });
+    };
+    // A prior lookup (just made by this request) stands: its hit, its bypass, its miss's tokens.
+    let found: Answer | Copy | undefined;
+    if (!prior) found = await this.walk(key, request, load);
+    else if (prior.tokens !== undefined) {
+      found =
+        prior.payload === undefined
+          ? await this.loadUnder(key, request, prior.tokens, load)
+          : { tokens: prior.tokens, payload: prior.payload };
+    }
+    if (found?.payload !== undefined) {
+      answered(found.tokens);
+      const loaded = "loaded" in found ? found.loaded : undefined;
+      return loaded ? (loaded.value as T) : superjson.parse<T>(found.payload);
+    }
+    answered(undefined);
+    metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
+    log.debug({ key, bypass: true }, "cache miss");
+    // Bypassing, nothing pins the data's version: share only a database read that starts after this
+    // call arrived, so it sees every write acknowledged before (by this instance or any other).
+    return this.flights.runFresh(`${key}|bypass`, () => this.loaded(request, load));
+  }
+
+  /**
+   * Down the tiers and back: the in-process copy, else the store's entry, else
+   * (given `load`) the value loaded and stored under the tokens read before
+   * it. Undefined when reads bypass the cache or the store can't be read.
+   */
+  private async walk(
+    key: string,
+    request: ReadRequest,
+    load?: () => Promise<unknown>,
+  ): Promise<Answer | Copy | undefined> {
+    if (this.bypassing() || request.mode === "no-store") return undefined;
+    const { local, metrics, log } = this.options;
+    const below = (keepable: boolean) => this.fromStore(key, request, keepable, load);
+    if (!local) return below(false);
+    const found = await local.get(key, request.tags, below);
+    if (found && "tier" in found) {
       metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
       log.debug({ key, tier: "l1" }, "cache hit");
-      return { key, ...local };
-    }
-    // Concurrent lookups of one entry share one round trip, and only one sent after they arrived:
-    // a write acknowledged before a lookup arrived has bumped its tags before that round trip reads
-    // them. Under load, a hot entry then costs a round trip per wave of requests, not per request.
-    const found = await this.lookups.runFresh(key, () => this.fetchEntry(key, request));
-    if (found.payload !== undefined) {
-      metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
-      log.debug({ key }, "cache hit");
     }
     return found;
   }
 
-  /** Reads the tags' tokens and the entry in one round trip; a hit is an entry stored under exactly these tokens. */
-  private async fetchEntry(key: string, request: ReadRequest): Promise<Lookup> {
-    const { prefix, store, local } = this.options;
+  /** The store's tier: its entry, or a miss, loaded (given `load`) and stored. */
+  private async fromStore(
+    key: string,
+    request: ReadRequest,
+    keepable: boolean,
+    load: (() => Promise<unknown>) | undefined,
+  ): Promise<Answer | undefined> {
+    const { log, metrics } = this.options;
+    // Concurrent lookups of one entry share one round trip, and only one sent after they arrived:
+    // a write acknowledged before a lookup arrived has bumped its tags before that round trip reads
+    // them. Under load, a hot entry then costs a round trip per wave of requests, not per request.
+    const found = await this.lookups.runFresh(key, () => this.fetchEntry(key, request, keepable));
+    if (!found) return undefined;
+    if (found.payload !== undefined) {
+      metrics.cacheRequests.inc({ procedure: request.procedure, result: "hit" });
+      log.debug({ key }, "cache hit");
+      return found;
+    }
+    return load ? this.loadUnder(key, request, found.tokens, load) : found;
+  }
+
+  /** A miss: `load`, stored under `tokens` (read before it), shared with the calls that missed under the same ones. */
+  private async loadUnder(
+    key: string,
+    request: ReadRequest,
+    tokens: string,
+    load: () => Promise<unknown>,
+  ): Promise<Answer> {
+    const { log, metrics } = this.options;
+    const flight = flightKey(key, tokens);
+    metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
+    log.debug({ key, joined: this.flights.running(flight) !== undefined }, "cache miss");
+    const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
+    const loadAndStore = async (): Promise<Loaded> => {
+      const value = await this.loaded(request, load);
+      const payload = superjson.stringify(value);
+      await this.store(key, tokens, payload, ttlSeconds);
+      return { value, payload };
+    };
+    // Keyed by the tags' tokens: a call that joins, or comes just after, takes a value read after the
+    // same versions, as a hit on the stored entry would.
+    const loaded = await this.flights.run(flight, loadAndStore, 500);
+    return { tokens, payload: loaded.payload, ttlMs: ttlSeconds * 1000, loaded };
+  }
+
+  private async loaded<T>(request: ReadRequest, load: () => Promise<T>): Promise<T> {
+    const value = await load();
+    this.options.metrics.cacheLoads.inc({ procedure: request.procedure });
+    return value;
+  }
+
+  /** Whether reads bypass the cache for now: the breaker is open, or a source suspended them. */
+  private bypassing(): boolean {
+    return this.suspensions.size > 0 || this.breaker.state === "down";
+  }
+
+  /**
+   * Reads the tags' tokens and the entry in one round trip; a hit is an entry
+   * stored under exactly these tokens. Undefined if the store can't be read.
+   */
+  private async fetchEntry(key: string, request: ReadRequest, keepable: boolean): Promise<Found | undefined> {
+    const { prefix, store } = this.options;
     try {
       const tagKeys = [epochTag, ...request.tags].map((tag) => tagKey(prefix, tag));
-      // Marked before the tokens are read, so an invalidation that overtakes them is not missed (local-tier.ts).
-      const fetch = local?.beginFetch(request.tags);
       // Sent in the same pipeline: how long a copy of the entry may live in process memory.
-      const ttl = fetch && store.remainingTtlMs?.(key).catch(() => undefined);
+      const ttl = keepable ? store.remainingTtlMs?.(key).catch(() => undefined) : undefined;
       const values = await this.breaker.run("read", () => store.mget([...tagKeys, key]));
       const entry = values.pop();
       const ttlSeconds = request.ttlSeconds ?? this.options.ttlSeconds;
       const tokens = (await this.currentTokens(tagKeys, values, ttlSeconds)).join(",");
       const payload = entry?.startsWith(`${tokens}\n`) ? entry.slice(tokens.length + 1) : undefined;
-      if (fetch) local?.completeFetch(fetch, key, tokens, payload, await ttl);
-      return payload === undefined ? { key, tokens } : { key, tokens, payload };
+      return payload === undefined ? { tokens } : { tokens, payload, ttlMs: await ttl };
     } catch (error) {
       if (!(error instanceof CacheUnavailable)) throw error;
-      return { key };
+      return undefined;
+    }
+  }
+
+  /** The tags' tokens as the store has them now (the epoch's first), joined; undefined if one has none or the store can't be read. */
+  private async readTokens(tags: readonly string[]): Promise<string | undefined> {
+    const { prefix, store } = this.options;
+    try {
+      const values = await this.breaker.run("read", () =>
+        store.mget([epochTag, ...tags].map((tag) => tagKey(prefix, tag))),
+      );
+      return values.every((value) => value !== null) ? values.join(",") : undefined;
+    } catch (error) {
+      if (!(error instanceof CacheUnavailable)) throw error;
+      return undefined;
     }
   }
 
