@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // dellstore-orders count [--customer N]
 // dellstore-orders add --customer N --net AMOUNT --tax AMOUNT [--date YYYY-MM-DD]
-// (also `npm run client …`). Prints the result as JSON; SERVER_URL says where the
+// (also `npm run client -- …`). Prints the result as JSON; SERVER_URL says where the
 // server is, API_TOKEN is sent for writes. Every flag is checked before any request.
 import { TRPCClientError } from "@trpc/client";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { createClient } from "./index.ts";
 import { parseCents } from "./money.ts";
-import { npmArgvOfAncestors, restoreSwallowedFlags } from "./npm-swallowed-flags.ts";
+import { argsAsTyped } from "./npm-run-args.ts";
 import { customerIdTextProblem, isoDateProblem, moneyProblem, totalFits, totalMessage } from "./rules.ts";
 
 class UsageError extends Error {}
@@ -69,7 +69,7 @@ const program = new Command("dellstore-orders")
 Examples:
   npx dellstore-orders count --customer 9999
   npx dellstore-orders add --customer 9999 --net 23.00 --tax 2.00 --date 2023-03-10
-  npm run client count --customer 9999
+  npm run client -- count --customer 9999
   npm run client -- add --customer 9999 --net 23.00 --tax 2.00`,
   );
 
@@ -107,27 +107,18 @@ program
 
 for (const command of program.commands) command.exitOverride().showHelpAfterError();
 
-/** Our flags, as commander knows them (each takes a value): the ones npm may swallow. */
-const flagNames = [
-  ...new Set(program.commands.flatMap((command) => command.options.flatMap((o) => o.long?.slice(2) ?? []))),
-];
-
 /**
- * Our arguments as typed. Under `npm run client` without `--`, npm keeps the
- * flag names for itself (see npm-swallowed-flags.ts): restore them from its
- * environment and its debug log, or refuse rather than guess.
+ * Our arguments as typed. Under `npm run client` without `--`, npm keeps our flags'
+ * names for itself (see npm-run-args.ts): they are restored where its environment
+ * makes the line certain, else refused with the line to type instead.
  */
 function typedArgs(received: string[], env: NodeJS.ProcessEnv): string[] {
-  const restored = restoreSwallowedFlags(flagNames, received, env, env.npm_lifecycle_event ? npmArgvOfAncestors() : []);
-  if ("args" in restored) return restored.args;
-  const command = received[0] ?? "<command>";
-  const line =
-    command === "add" ? "add --customer N --net AMOUNT --tax AMOUNT [--date YYYY-MM-DD]" : `${command} [--customer N]`;
-  throw new UsageError(
-    `error: npm kept ${restored.lost.map((f) => `--${f}`).join(", ")} for itself and passed on only the words left, so the line as typed can't be known for sure; refusing to guess. Put -- after the script name, or run the command directly:
-  npm run client -- ${line}
-  npx dellstore-orders ${line}`,
-  );
+  const options = program.commands.flatMap((command) => command.options);
+  // Every flag of ours takes a value: "--customer <id>" → { customer: "<id>" }.
+  const flags = Object.fromEntries(options.map((o) => [o.long?.slice(2) ?? "", o.flags.split(" ")[1] ?? ""]));
+  const typed = argsAsTyped({ commands: program.commands.map((command) => command.name()), flags }, received, env);
+  if ("refused" in typed) throw new UsageError(typed.refused);
+  return typed.args;
 }
 
 function describe(error: unknown): string {
