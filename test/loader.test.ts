@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { copyContext, loadDump } from "../db/load/dump.ts";
+import { copyContext } from "../db/load/copy-in.ts";
+import { loadDump } from "../db/load/dump.ts";
 import { DumpFormatError } from "../db/load/dump-reader.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { escapedAddress, fixturePath, writeFullDump } from "./support/dump-writer.ts";
@@ -96,6 +97,46 @@ describe("loading a full-size dump", () => {
     expect(escaped).toEqual({ n: Math.floor(rows / 7), address2: escapedAddress.value });
     const [totals] = await db.sql`SELECT count(*)::int AS n FROM orders WHERE totalamount <> netamount + tax`;
     expect(totals?.n).toBe(0);
+  });
+
+  /** The full dump with one orders row (0 = the first) edited; its path and that row's line. */
+  async function withOrdersRow(name: string, pick: (rows: number) => number, edit: (fields: string[]) => void) {
+    const lines = (await readFile(path, "utf8")).split("\n");
+    const line = lines.findIndex((l) => l.startsWith("COPY orders ")) + 2 + pick(rows);
+    const fields = (lines[line - 1] as string).split("\t");
+    edit(fields);
+    lines[line - 1] = fields.join("\t");
+    const damaged = join(dir, `${name}.sql`);
+    await writeFile(damaged, lines.join("\n"));
+    return { path: damaged, line };
+  }
+
+  // PostgreSQL refuses it while most of the block is still to be sent.
+  it("fails on a date that doesn't exist in the first of 60,000 orders, at its line, loading nothing", async () => {
+    const damaged = await withOrdersRow(
+      "full-bad-date",
+      () => 0,
+      (f) => f.splice(1, 1, "2004-13-15"),
+    );
+    const error = await loadDump(db.sql, damaged.path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DumpFormatError);
+    expect((error as DumpFormatError).message).toMatch(/orders\.orderdate: date\/time field value out of range/);
+    expect((error as DumpFormatError).line).toBe(damaged.line);
+    expect(await counts()).toEqual({ customers: 0, orders: 0 });
+  });
+
+  // PostgreSQL refuses it only after the block's end, which the driver doesn't report: the block is sent again.
+  it("fails on the last of 60,000 orders naming a customer the dump lacks, loading nothing", async () => {
+    const damaged = await withOrdersRow(
+      "full-orphan",
+      (n) => n - 1,
+      (f) => f.splice(2, 1, "999999"),
+    );
+    const error = await loadDump(db.sql, damaged.path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DumpFormatError);
+    expect((error as DumpFormatError).message).toMatch(/violates foreign key constraint.*\(customerid\)=\(999999\)/);
+    expect((error as DumpFormatError).line).toBe(damaged.line - rows); // the COPY's line: the error names no row
+    expect(await counts()).toEqual({ customers: 0, orders: 0 });
   });
 });
 

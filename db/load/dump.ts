@@ -1,11 +1,10 @@
 // Loads the customers and orders blocks of a dellstore pg_dump into the
 // migrated schema: streamed, through COPY FROM STDIN, all in one transaction,
 // so a damaged file leaves the database exactly as it was.
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { getTableColumns } from "drizzle-orm";
 import type postgres from "postgres";
 import { customers, orders } from "../schema.ts";
+import { CopyRefusedAfterEnd, copyContext, copyRows, copyThroughStaging, refusedRow } from "./copy-in.ts";
 import { type CopyBlock, DumpFormatError, readDump } from "./dump-reader.ts";
 import { advanceSequencesSql, assertEmpty, type LoadedTable, noStatementTimeoutSql, resetTablesSql } from "./tables.ts";
 
@@ -31,9 +30,6 @@ function columnNames(table: typeof customers | typeof orders): string[] {
 }
 
 const isTarget = (table: string): table is LoadedTable => Object.hasOwn(targets, table);
-
-// Rows go to PostgreSQL in chunks of about this many characters, not one message per row.
-const chunkSize = 64 * 1024;
 
 export async function loadDump(
   sql: postgres.Sql,
@@ -78,9 +74,9 @@ async function copyBlock(
   if (unknown.length > 0) {
     throw new DumpFormatError(path, block.line, `COPY ${table} names columns this schema lacks: ${unknown.join(", ")}`);
   }
+  const target = { table, columns };
   let rows = 0;
-  async function* chunks() {
-    let chunk = "";
+  async function* checked() {
     for await (const row of block.rows) {
       rows++;
       const fields = row.split("\t").length;
@@ -91,51 +87,57 @@ async function copyBlock(
           `${table} row has ${fields} fields, expected ${columns.length}`,
         );
       }
-      chunk += `${row}\n`;
-      if (chunk.length >= chunkSize) {
-        yield chunk;
-        chunk = "";
-      }
+      yield row;
     }
-    if (chunk) yield chunk;
   }
-  const writable = await tx`COPY ${tx(table)} (${tx(columns)}) FROM STDIN`.writable();
   try {
-    await pipeline(Readable.from(chunks(), { objectMode: false }), writable);
+    // In a savepoint, so that a COPY refused after its end can be sent again to learn why.
+    await tx.savepoint((savepoint) => copyRows(savepoint, target, checked()));
+    return rows;
   } catch (error) {
-    throw locateCopyError(error, block, columns, path);
+    if (!(error instanceof CopyRefusedAfterEnd)) throw locateCopyError(error, block, columns, path);
   }
+  // The driver dropped PostgreSQL's reason: send the block again in the ways that report it.
+  const again = () => blockRows(path, block.line);
+  const refusal = await refusedRow(tx, target, again());
+  if (refusal !== undefined) throw locateCopyError(refusal, block, columns, path);
+  try {
+    await copyThroughStaging(tx, target, again());
+  } catch (error) {
+    // An INSERT's error names no row of the COPY (a trigger's context may name the table): it is the block's.
+    throw locateCopyError(error, block, columns, path, { rowless: true });
+  }
+  // Refused once, taken when sent again (what refused it has gone): loaded all the same.
   return rows;
 }
 
-/** Turns PostgreSQL's "COPY orders, line 7, column …" into the dump file's own line number. */
-function locateCopyError(error: unknown, block: CopyBlock, columns: string[], path: string): unknown {
+/** The rows of the file's COPY block on that line, read again from the start of the file. */
+async function* blockRows(path: string, line: number): AsyncGenerator<string> {
+  for await (const block of readDump(path)) {
+    if (block.line === line) {
+      yield* block.rows;
+      return;
+    }
+  }
+  throw new DumpFormatError(path, line, "the COPY block on this line is gone: did the file change during the load?");
+}
+
+/**
+ * Turns PostgreSQL's "COPY orders, line 7, column …" into the dump file's own
+ * line number (the block's own line when the error is rowless or names no row).
+ */
+function locateCopyError(
+  error: unknown,
+  block: CopyBlock,
+  columns: string[],
+  path: string,
+  { rowless = false } = {},
+): unknown {
   if (error instanceof DumpFormatError || !(error instanceof Error)) return error;
-  const { row, column } = copyContext((error as { where?: string }).where ?? "", block.table, columns);
+  const where = (error as { where?: string }).where;
+  const { row, column } = rowless ? {} : copyContext(where ?? "", block.table, columns);
   const detail = (error as { detail?: string }).detail;
   const line = row === undefined ? block.line : block.line + row;
   const message = `${block.table}${column ? `.${column}` : ""}: ${error.message}${detail ? ` (${detail})` : ""}`;
   return new DumpFormatError(path, line, message);
-}
-
-/**
- * The row (1 = the block's first) and column that PostgreSQL's COPY context
- * names. Its words follow lc_messages ("COPY orders, Zeile 7, Spalte tax: …",
- * "orders 복사, 7번째 줄, tax 열: …"), so none are read: the row is the first
- * number after the table's name, and the column is the block's column named
- * between it and the colon that starts the value. The COPY line is the
- * outermost context, so the last one: lines before it are a trigger's.
- */
-export function copyContext(where: string, table: string, columns: string[]): { row?: number; column?: string } {
-  const context = where
-    .split("\n")
-    .reverse()
-    .find((line) => line.includes(table));
-  if (context === undefined) return {};
-  const after = context.slice(context.indexOf(table) + table.length);
-  const number = /\d+/.exec(after);
-  if (!number) return {};
-  const named = after.slice(number.index + number[0].length).split(":")[0] ?? "";
-  const words = new Set(named.split(/[^\p{L}\p{N}_$]+/u));
-  return { row: Number(number[0]), column: columns.find((c) => words.has(c)) };
 }
