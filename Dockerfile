@@ -4,8 +4,7 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY client/package.json ./client/
-COPY patches ./patches
-RUN npm ci --ignore-scripts && npx patch-package
+RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY db ./db
 COPY server ./server
@@ -19,8 +18,7 @@ WORKDIR /app
 # client/package.json: the lockfile names the client workspace, which npm ci installs too.
 COPY package.json package-lock.json ./
 COPY client/package.json ./client/
-COPY patches ./patches
-RUN npm ci --omit=dev --ignore-scripts && npx patch-package && npm cache clean --force \
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force \
   && mkdir -p /app/.data && chown node:node /app/.data
 COPY --from=build /app/dist ./dist
 USER node
