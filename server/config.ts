@@ -10,21 +10,61 @@ const optionalUrl = z
   .transform((value) => value || undefined)
   .optional();
 
+/** Whether `value` is a URL with "scheme://" and one of `schemes`. */
+function isConnectionUrl(value: string, schemes: readonly string[]): boolean {
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+  return hasScheme && URL.canParse(value) && schemes.includes(new URL(value).protocol);
+}
+
 /** A connection URL with one of `schemes`; what is wrong is said by loadConfig, with the password masked. */
 function connectionUrl(schemes: readonly string[], example: string) {
   return optionalUrl.superRefine((value, ctx) => {
-    if (value === undefined) return;
-    const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
-    if (hasScheme && URL.canParse(value) && schemes.includes(new URL(value).protocol)) return;
+    if (value === undefined || isConnectionUrl(value, schemes)) return;
     ctx.addIssue({ code: "custom", message: `must be a URL like ${example}` });
   });
 }
 
+const postgresSchemes = ["postgres:", "postgresql:"];
+
 // The examples carry no password: the logger would mask it to "***" (a password goes in as user:password@host).
 const postgresUrl = connectionUrl(
-  ["postgres:", "postgresql:"],
+  postgresSchemes,
   "postgres://user@host:5432/dbname (with a password: user:password@host)",
 );
+
+/** 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, …, 21st. */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  return `${n}${(!teen && ["th", "st", "nd", "rd"][n % 10]) || "th"}`;
+}
+
+/**
+ * DATABASE_REPLICA_URLS: PostgreSQL URLs separated by commas, each by
+ * DATABASE_URL's rules. A bad one is named by its place, never quoted: a
+ * password with an unescaped comma would be split, and half of it is no longer
+ * recognizable as a password to mask.
+ */
+const postgresUrls = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    const entries = (value ?? "").split(",").map((entry) => entry.trim());
+    const bad = entries.flatMap((entry, index) =>
+      entry && !isConnectionUrl(entry, postgresSchemes) ? [ordinal(index + 1)] : [],
+    );
+    if (bad.length > 0) {
+      const which =
+        bad.length === 1 ? `the ${bad[0]} is not` : `the ${bad.slice(0, -1).join(", ")} and ${bad.at(-1)} are not`;
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "must be PostgreSQL URLs separated by commas, like postgres://user@replica1:5432/dbname,postgres://user@replica2:5432/dbname; " +
+          `${which} (a comma in a password is written %2C)`,
+      });
+    }
+    return entries.filter(Boolean);
+  });
+
 const valkeyUrl = connectionUrl(
   ["redis:", "rediss:", "valkey:", "valkeys:"],
   "redis://host:6379 (with a password: :password@host, or rediss:// for TLS)",
@@ -71,6 +111,8 @@ const envSchema = z.object({
   L1_MAX_BYTES: wholeNumber("must be a whole number of bytes (0 turns the in-process tier off)", 0).default(
     64 * 1024 * 1024,
   ),
+  DATABASE_REPLICA_URLS: postgresUrls,
+  DATABASE_REPLICA_MAX_LAG_MS: wholeNumber("must be a whole number of milliseconds, 1 or more", 1).default(1000),
   DATABASE_TIMEOUT_SECONDS: seconds.default(10),
   DATABASE_POOL_SIZE: count("connections").optional(),
   // 0: any free port, which the "listening on" line names (the tests start servers so).
@@ -123,8 +165,8 @@ const envSchema = z.object({
   MAX_SUBSCRIPTIONS: count("streams").default(10_000),
 });
 
-// Never quoted back, not even masked.
-const secretVariables = new Set(["API_TOKEN"]);
+// Never quoted back, not even masked (a list of URLs: its message names the bad one's place).
+const secretVariables = new Set(["API_TOKEN", "DATABASE_REPLICA_URLS"]);
 const urlVariables = new Set(["DATABASE_URL", "PG_SERVICE_URI", "VALKEY_URL", "VALKEY_SERVICE_URI"]);
 
 /** What the variable held, as the message quotes it: `got 'abc'`; never a secret. */
@@ -147,6 +189,10 @@ export interface Config {
   databaseTimeoutSeconds: number;
   /** Connections in the app's pool (DATABASE_POOL_SIZE). */
   databasePoolSize: number;
+  /** Read replicas of databaseUrl's server (DATABASE_REPLICA_URLS); empty: none. */
+  databaseReplicaUrls: string[];
+  /** A replica further behind the primary than this many milliseconds is skipped (DATABASE_REPLICA_MAX_LAG_MS). */
+  databaseReplicaMaxLagMs: number;
   valkeyUrl: string | undefined;
   /** `host:port` seeds of a Valkey Cluster; when set, the cluster is the cache. */
   valkeyClusterNodes: string[] | undefined;
@@ -206,10 +252,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: ${[...problems.values()].join("; ")}`);
   }
   const e = parsed.data;
+  const databaseUrl = e.DATABASE_URL ?? e.PG_SERVICE_URI;
+  if (e.DATABASE_REPLICA_URLS.length > 0 && databaseUrl === undefined) {
+    throw new ConfigError(
+      "invalid configuration: DATABASE_REPLICA_URLS must come with DATABASE_URL, the primary they replicate " +
+        "(without it the service keeps its data in the embedded database, which has no replicas)",
+    );
+  }
   return {
-    databaseUrl: e.DATABASE_URL ?? e.PG_SERVICE_URI,
+    databaseUrl,
     databaseTimeoutSeconds: e.DATABASE_TIMEOUT_SECONDS,
     databasePoolSize: e.DATABASE_POOL_SIZE ?? defaultPoolSize(),
+    databaseReplicaUrls: e.DATABASE_REPLICA_URLS,
+    databaseReplicaMaxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS,
     valkeyUrl: e.VALKEY_URL ?? e.VALKEY_SERVICE_URI,
     valkeyClusterNodes: e.VALKEY_CLUSTER_NODES,
     cacheTtlSeconds: e.CACHE_TTL_SECONDS ?? e.CACHE_TIMEOUT_SECONDS ?? 120,

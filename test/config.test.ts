@@ -128,3 +128,72 @@ describe("configuration", () => {
     expect(result.stdout + result.stderr).not.toContain("s3cret-password");
   });
 });
+
+describe("read replicas' configuration", () => {
+  const primary = { DATABASE_URL: "postgres://app@primary:5432/shop" };
+
+  it("has none unless DATABASE_REPLICA_URLS names some, skipped beyond 1000 ms of lag", () => {
+    expect(loadConfig({})).toMatchObject({ databaseReplicaUrls: [], databaseReplicaMaxLagMs: 1000 });
+    expect(loadConfig({ ...primary, DATABASE_REPLICA_URLS: "" }).databaseReplicaUrls).toEqual([]);
+    expect(loadConfig({ ...primary, DATABASE_REPLICA_URLS: " " }).databaseReplicaUrls).toEqual([]);
+  });
+
+  it("reads each URL by DATABASE_URL's rules, TLS parameters and escaped passwords as they are", () => {
+    expect(
+      loadConfig({
+        ...primary,
+        DATABASE_REPLICA_URLS:
+          " postgres://app@replica1:5432/shop , postgresql://app:pa%2Css@replica2/shop?sslmode=verify-full,",
+        DATABASE_REPLICA_MAX_LAG_MS: "250",
+      }),
+    ).toMatchObject({
+      databaseReplicaUrls: [
+        "postgres://app@replica1:5432/shop",
+        "postgresql://app:pa%2Css@replica2/shop?sslmode=verify-full",
+      ],
+      databaseReplicaMaxLagMs: 250,
+    });
+    // PG_SERVICE_URI is the primary as well as DATABASE_URL is.
+    expect(
+      loadConfig({ PG_SERVICE_URI: "postgres://a/b", DATABASE_REPLICA_URLS: "postgres://c/b" }).databaseReplicaUrls,
+    ).toEqual(["postgres://c/b"]);
+  });
+
+  it.each([
+    ["0", "must be a whole number of milliseconds, 1 or more, got '0'"],
+    ["soon", "must be a whole number of milliseconds, 1 or more, got 'soon'"],
+    ["1.5", "must be a whole number of milliseconds, 1 or more, got '1.5'"],
+    ["", "must be a whole number of milliseconds, 1 or more, got an empty value"],
+  ])("refuses DATABASE_REPLICA_MAX_LAG_MS=%j", (value, said) => {
+    expect(() => loadConfig({ ...primary, DATABASE_REPLICA_MAX_LAG_MS: value })).toThrow(
+      new ConfigError(`invalid configuration: DATABASE_REPLICA_MAX_LAG_MS ${said}`),
+    );
+  });
+
+  const rule =
+    "DATABASE_REPLICA_URLS must be PostgreSQL URLs separated by commas, like " +
+    "postgres://user@replica1:5432/dbname,postgres://user@replica2:5432/dbname;";
+
+  it.each([
+    ["http://app@replica1/shop", "the 1st is not"],
+    ["postgres://app@replica1/shop,replica2:5432", "the 2nd is not"],
+    ["postgres://a@r1/shop,mysql://r2/shop,postgres://a@r3/shop,r4", "the 2nd and 4th are not"],
+    // An unescaped comma splits a password: neither half may be quoted, masked or not.
+    ["postgres://app:s3cret,pw@replica1/shop", "the 1st and 2nd are not"],
+  ])("says which of DATABASE_REPLICA_URLS=%j is wrong by its place, quoting none of it", (value, which) => {
+    const attempt = () => loadConfig({ ...primary, DATABASE_REPLICA_URLS: value });
+    expect(attempt).toThrow(
+      new ConfigError(`invalid configuration: ${rule} ${which} (a comma in a password is written %2C)`),
+    );
+    expect(attempt).not.toThrow(/s3cret|pw@|replica1\/|mysql/);
+  });
+
+  it("needs a PostgreSQL primary: the embedded database has no replicas", () => {
+    expect(() => loadConfig({ DATABASE_REPLICA_URLS: "postgres://app@replica1/shop" })).toThrow(
+      new ConfigError(
+        "invalid configuration: DATABASE_REPLICA_URLS must come with DATABASE_URL, the primary they replicate " +
+          "(without it the service keeps its data in the embedded database, which has no replicas)",
+      ),
+    );
+  });
+});
