@@ -1,7 +1,6 @@
 // An input parser for tRPC that validates each input once: an input another
-// part of this process already validated (the HTTP hit path, a REST route
-// that validated its own body) is taken as it is instead of being parsed
-// again. Only objects this process built are ever remembered, never one a
+// part of this process already validated (a REST route that validated its
+// own body) is taken as it is instead of being parsed again. Only objects this process built are ever remembered, never one a
 // client sent, so nothing from outside skips validation.
 //
 // The parse is kept on the object itself, under a symbol only this parser

@@ -1,12 +1,13 @@
 // A cached query's policy is its one declaration: what runs before the cache
-// check (authorize) runs on hits too, whether the HTTP hit path or tRPC
-// answers them, and a policy can't be put on a procedure it doesn't name.
+// check (authorize) runs on hits too, whether tRPC answers them or the
+// response cache (which keeps an answer per Authorization header), and a
+// policy can't be put on a procedure it doesn't name.
 import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { z } from "zod";
 import { policyRegistry } from "../server/cache/policy.ts";
-import { HitPath } from "../server/http/hit-path.ts";
+import { ResponseCache } from "../server/http/response-cache.ts";
 import { cachedQuery, declarePolicy } from "../server/routers/cached-query.ts";
 import { createCallerFactory, router } from "../server/trpc.ts";
 import { startTestApp, type TestApp } from "./support/app.ts";
@@ -62,14 +63,14 @@ const url = (shelf: number) =>
 const authorized = { authorization: "Bearer open-sesame" };
 
 describe("a check declared before the cache", () => {
-  it("is enforced on hits answered by the HTTP hit path", async () => {
-    const served = vi.spyOn(HitPath.prototype, "serve");
+  it("is enforced on hits answered by the response cache, which keeps an answer per Authorization", async () => {
+    const served = vi.spyOn(ResponseCache.prototype, "serve");
     const miss = await fetch(url(1), { headers: authorized });
     expect(miss.status).toBe(200);
-    expect(await served.mock.results.at(-1)?.value).toBe(false); // left to tRPC
+    expect(served).not.toHaveBeenCalled(); // nothing kept yet: tRPC answered
     const hit = await fetch(url(1), { headers: authorized });
     expect(hit.status).toBe(200);
-    expect(await served.mock.results.at(-1)?.value).toBe(true); // answered from the cache before tRPC
+    expect(await served.mock.results.at(-1)?.value).toBe(true); // answered from the kept response before tRPC
     served.mockRestore();
     expect(await hit.text()).toBe(await miss.text());
     const loadsBefore = loads;

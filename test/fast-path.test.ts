@@ -1,6 +1,6 @@
-// Hits of cached single GET queries are answered before tRPC runs: the same
-// bytes as the normal path, an ETag, 304 for a matching If-None-Match, and
-// never an entry a write has retired.
+// Hits of cached single GET queries are answered before Fastify and tRPC run,
+// from the response cache: the same bytes as the normal path, an ETag, 304 for
+// a matching If-None-Match, and never a response a write has retired.
 import superjson from "superjson";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { startTestApp, useApp } from "./support/app.ts";
@@ -36,7 +36,7 @@ async function missThenHit(path: string) {
   return { miss, hit, missBody: await miss.text(), hitBody: await hit.text() };
 }
 
-describe("the HTTP fast path", () => {
+describe("the HTTP fast path (the response cache)", () => {
   it.each([
     ["a tRPC query without input", trpcUrl("orders.count")],
     ["a tRPC query with input", trpcUrl("orders.count", { customerId: 70 })],
@@ -112,7 +112,7 @@ describe("the HTTP fast path", () => {
         await expect.poll(() => misses().length, { interval: 5 }).toBe(2);
         return { first, second };
       });
-      // The second joined the first's load in the hit path: its procedure never ran.
+      // The second joined the first's load: the database was read once.
       expect(misses().map((l) => l.joined === true)).toEqual([false, true]);
       const [firstBody, secondBody] = [await (await first).text(), await (await second).text()];
       expect(secondBody).toBe(firstBody);

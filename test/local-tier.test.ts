@@ -139,22 +139,45 @@ describe("the in-process tier", () => {
     expect(await cached(local, "k", [])).toBeUndefined();
   });
 
-  it("tells whether tokens are the tags' current ones by the mirror after the barrier, and when it can't", async () => {
+  it("tells whether tokens are the tags' current ones by the mirror after the barrier, else by the tier below", async () => {
     const { local, feed } = tier();
-    expect(await local.isCurrent(["a"], "e1,a1")).toBe(false); // unknown tag: the read that follows fills it in
-    await through(local, "k", ["a"], "e1,a1");
+    const reads: string[] = [];
+    const below = (tokens: string | undefined) => async () => {
+      reads.push(tokens ?? "none");
+      return tokens;
+    };
+    // Unknown to the mirror: the tokens read below say, and fill it in.
+    expect(await local.isCurrent(["a"], "e1,a1", below("e1,a1"))).toBe(true);
     const barriers = feed.barriers;
-    expect(await local.isCurrent(["a"], "e1,a1")).toBe(true);
+    expect(await local.isCurrent(["a"], "e1,a1", below("never asked"))).toBe(true);
     expect(feed.barriers).toBe(barriers + 1);
-    expect(await local.isCurrent(["a"], "e1,a0")).toBe(false);
+    expect(await local.isCurrent(["a"], "e1,a0", below("never asked"))).toBe(false);
     expect(feed.barriers).toBe(barriers + 1); // a mirror that disagrees needs no barrier
-    feed.barrier = async () => false;
-    expect(await local.isCurrent(["a"], "e1,a1")).toBeUndefined(); // late: the store must say
-    feed.live = false;
-    expect(await local.isCurrent(["a"], "e1,a1")).toBeUndefined();
-    feed.live = true;
+    expect(reads).toEqual(["e1,a1"]);
     feed.change(["a"]);
-    expect(await local.isCurrent(["a"], "e1,a1")).toBe(false);
+    expect(await local.isCurrent(["a"], "e1,a1", below("e1,a2"))).toBe(false);
+    expect(await local.isCurrent(["a"], "e1,a2", below("never asked"))).toBe(true);
+    // A late barrier, or the feed down: the tier below says.
+    feed.barrier = async () => false;
+    expect(await local.isCurrent(["a"], "e1,a2", below("e1,a2"))).toBe(true);
+    feed.live = false;
+    expect(await local.isCurrent(["a"], "e1,a2", below("e1,a3"))).toBe(false);
+    expect(reads).toEqual(["e1,a1", "e1,a2", "e1,a2", "e1,a3"]);
+  });
+
+  it("keeps no token whose invalidation overtook the read of a response's tokens", async () => {
+    const { local, feed } = tier();
+    const raced = await local.isCurrent(["a"], "e1,a1", async () => {
+      feed.change(["a"]);
+      return "e1,a1";
+    });
+    expect(raced).toBe(true); // it began before the write
+    let asked = false;
+    const later = await local.isCurrent(["a"], "e1,a1", async () => {
+      asked = true;
+      return "e1,a2";
+    });
+    expect({ asked, later }).toEqual({ asked: true, later: false });
   });
 
   it("stays within its byte budget, dropping the least recently used entries", async () => {

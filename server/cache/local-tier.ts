@@ -95,36 +95,42 @@ export class LocalTier {
     if (copy) return copy;
     const mark = this.mark(tags);
     const found = await below(this.options.feed.live);
-    if (found) this.fill(mark, key, found);
+    if (found) this.fill(mark, found, key);
     return found;
   }
 
   /**
    * Whether `tokens` (the epoch's first) are the tags' current tokens for a
-   * read arriving now, by the mirror after the barrier: a response made from
-   * an entry stored under them is still what a read would answer. Undefined
-   * when the mirror can't say (the feed is down, the barrier's answer is late):
-   * then the store must be asked. A mirror that lacks a tag says false at once:
-   * the read that follows fills it in.
+   * read arriving now: a response made from an entry stored under them is
+   * still what a read would answer. By the mirror after the barrier, as a copy
+   * is checked; where the mirror can't say (a tag it lacks, the feed down, the
+   * barrier's answer late), by the tokens `below` reads (undefined: it
+   * couldn't), which fill in the mirror as a read's do.
    */
-  async isCurrent(tags: readonly string[], tokens: string): Promise<boolean | undefined> {
+  async isCurrent(tags: readonly string[], tokens: string, below: () => Promise<string | undefined>): Promise<boolean> {
     const { feed, metrics, skipBarrier } = this.options;
     if (!feed.live) {
       metrics.l1Requests.inc({ result: "off" });
-      return undefined;
+      return (await below()) === tokens;
     }
+    const mirrored = this.tokens(tags);
     // The barrier only ever removes tokens: a mirror that disagrees now can't agree after it.
-    if (this.tokens(tags) !== tokens) {
+    if (mirrored !== undefined && mirrored !== tokens) {
       metrics.l1Requests.inc({ result: "miss" });
       return false;
     }
-    if (!skipBarrier && !(await feed.barrier())) {
-      metrics.l1Requests.inc({ result: "miss" });
-      return undefined;
+    if (mirrored !== undefined && (skipBarrier || (await feed.barrier()))) {
+      const now = this.tokens(tags);
+      if (now !== undefined) {
+        metrics.l1Requests.inc({ result: now === tokens ? "hit" : "miss" });
+        return now === tokens;
+      }
     }
-    const current = this.tokens(tags) === tokens;
-    metrics.l1Requests.inc({ result: current ? "hit" : "miss" });
-    return current;
+    metrics.l1Requests.inc({ result: "miss" });
+    const mark = this.mark(tags);
+    const read = await below();
+    if (read !== undefined) this.fill(mark, { tokens: read });
+    return read === tokens;
   }
 
   /** The copy, if current by the mirror after the barrier; undefined sends the read down. */
@@ -164,18 +170,19 @@ export class LocalTier {
 
   /**
    * On the way back: fills in the tags still marked by this read with the
-   * tokens it read, and keeps a copy of an entry that is current by the
+   * tokens it read, and keeps a copy of `key`'s entry if it is current by the
    * mirror, for as long as the store keeps it (`ttlMs`; 0 would mean "forever"
    * to the LRU, so it keeps nothing).
    */
-  private fill({ tags, mark }: Mark, key: string, { tokens, payload, ttlMs }: Found): void {
+  private fill({ tags, mark }: Mark, { tokens, payload, ttlMs }: Found, key?: string): void {
     if (!this.options.feed.live) return;
     const read = tokens.split(",");
     if (read.length !== tags.length) return;
     tags.forEach((tag, i) => {
       if (this.versions.get(tag) === mark) this.versions.set(tag, read[i] as string);
     });
-    if (payload !== undefined && ttlMs !== undefined && ttlMs > 0 && this.tokens(tags.slice(1)) === tokens) {
+    const keep = key !== undefined && payload !== undefined && ttlMs !== undefined && ttlMs > 0;
+    if (keep && this.tokens(tags.slice(1)) === tokens) {
       this.entries.set(key, { tier: "l1", tokens, payload }, { ttl: ttlMs });
     }
     this.report();

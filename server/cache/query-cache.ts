@@ -281,10 +281,10 @@ export class QueryCache implements Cache {
 
   async isCurrent(tags: readonly string[], tokens: string): Promise<boolean> {
     if (this.bypassing()) return false;
-    const byMirror = await this.options.local?.isCurrent(tags, tokens);
-    if (byMirror !== undefined) return byMirror;
     // As lookups: one round trip per wave, sent after the calls that share it arrived.
-    return (await this.tokenReads.runFresh(tags.join("\n"), () => this.readTokens(tags))) === tokens;
+    const below = () => this.tokenReads.runFresh(tags.join("\n"), () => this.readTokens(tags));
+    const { local } = this.options;
+    return local ? local.isCurrent(tags, tokens, below) : (await below()) === tokens;
   }
 
   joinLoad(request: ReadRequest, { key, tokens }: Lookup): Promise<string | undefined> | undefined {

@@ -26,9 +26,9 @@ import { z } from "zod";
 import { watchCountInput } from "../inputs.ts";
 import { type CountEvent, type CountHub, type CountInput, NoCapacity } from "../live/count-hub.ts";
 import { heartbeatMs, sseOptions } from "../trpc.ts";
-import { invalid, trpcInput } from "./hit-path.ts";
 import { trpcPrefix } from "./protocol.ts";
 import { countQuery, errorResponse } from "./rest.ts";
+import { invalid, trpcInput } from "./trpc-input.ts";
 
 const retryAfterSeconds = 1;
 

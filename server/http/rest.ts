@@ -5,7 +5,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import superjson from "superjson";
 import { z } from "zod";
 import {
   customerId,
@@ -18,11 +17,9 @@ import {
   totalFits,
 } from "../inputs.ts";
 import { formatCents, maxCents } from "../money.ts";
-import { ordersCount } from "../routers/cache-policies.ts";
 import { createCaller } from "../routers/index.ts";
 import { addOrderInputParser } from "../routers/orders.ts";
 import type { Context } from "../trpc.ts";
-import { type HitRoute, invalid, prefetchedFor } from "./hit-path.ts";
 import { contextFor } from "./request-context.ts";
 
 export const countQuery = z.object({
@@ -59,26 +56,8 @@ export const addResponse = z.object({ updated: z.object({ customer: customerId }
 export const errorResponse = z.object({ detail: z.string() });
 
 const failure = (description: string) => errorResponse.describe(description);
-// What Fastify sends for JSON; a hit sends the same.
+// What Fastify sends for JSON.
 const json = "application/json; charset=utf-8";
-
-/** GET /count for the hit path: the same input as the route reads, the same bytes as it sends. */
-const countHits: HitRoute = {
-  policy: ordersCount,
-  input: ({ customerid }) => {
-    if (customerid === undefined) return undefined;
-    const parsed = countQuery.safeParse({ customerid });
-    return parsed.success && parsed.data.customerid !== undefined ? { customerId: parsed.data.customerid } : invalid;
-  },
-  rendering: {
-    contentType: json,
-    body: (payload) => JSON.stringify({ count: superjson.parse<{ count: number }>(payload).count }),
-  },
-};
-export const restHitRoutes = new Map([
-  ["/count", countHits],
-  ["/count/", countHits],
-]);
 
 export function restRoutes(app: FastifyInstance, { context }: { context: Context }): void {
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -97,12 +76,13 @@ export function restRoutes(app: FastifyInstance, { context }: { context: Context
             503: failure("the database is unavailable"),
           },
         },
+        // Its answer is the count's one cached read: the response cache may keep it (response-cache.ts).
+        config: { responseCache: true },
       },
       async (req, reply) => {
-        // A miss: the hit path looked it up already (see restHitRoutes).
         const { customerid } = req.query;
         const input = customerid === undefined ? undefined : { customerId: customerid };
-        const ctx = contextFor(context, req.raw, prefetchedFor(req.raw));
+        const ctx = contextFor(context, req.raw);
         const { count } = await createCaller(ctx).orders.count(input);
         return reply.header("content-type", json).send({ count });
       },

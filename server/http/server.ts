@@ -1,12 +1,13 @@
-// One Fastify app on the listener's node:http server: tRPC under /trpc (with
-// the hit path in front of single GET queries), the FastAPI tutorial's REST
-// routes, operations, and the docs. Every error is {"detail": …} with
-// FastAPI's status codes, except tRPC's own, which keep tRPC's shape.
+// One Fastify app on the listener's node:http server: tRPC under /trpc, the
+// FastAPI tutorial's REST routes, operations, and the docs, with the response
+// cache in front (hits of cached GETs are answered before Fastify routes
+// them). Every error is {"detail": …} with FastAPI's status codes, except
+// tRPC's own, which keep tRPC's shape.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { TRPCError } from "@trpc/server";
 import { fastifyRequestHandler, fastifyTRPCPlugin } from "@trpc/server/adapters/fastify";
-import { getHTTPStatusCodeFromError } from "@trpc/server/http";
+import { getHTTPStatusCodeFromError, type ResponseMetaFn } from "@trpc/server/http";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -20,7 +21,6 @@ import type { DeclaredPolicy } from "../cache/policy.ts";
 import type { Config } from "../config.ts";
 import { describeIssues } from "../inputs.ts";
 import type { Logger } from "../logger.ts";
-import { cachePolicies } from "../routers/cache-policies.ts";
 import { type ProcedureRecord, procedureDocs } from "../routers/documented.ts";
 import { procedures as appProcedures } from "../routers/index.ts";
 import type { Tracing } from "../telemetry/index.ts";
@@ -28,15 +28,15 @@ import { router as buildRouter, type Context } from "../trpc.ts";
 import type { Listener } from "./connections.ts";
 import { countStreamRoutes } from "./count-stream.ts";
 import { checkHealth, healthResponse } from "./health.ts";
-import { HitPath, missEtag, prefetchedFor } from "./hit-path.ts";
 import { allowsHost, isLoopbackAddress } from "./hosts.ts";
 import { indexPageRoutes } from "./index-page.ts";
 import { maxBatchSize } from "./limits.ts";
 import { livePageRoutes } from "./live-page.ts";
 import { registerDocs } from "./openapi.ts";
 import { headersForStatus, isTrpcPath, Protocol, pathOf } from "./protocol.ts";
-import { contextFor } from "./request-context.ts";
-import { restHitRoutes, restRoutes } from "./rest.ts";
+import { answersAlone, contextFor } from "./request-context.ts";
+import { ResponseCache } from "./response-cache.ts";
+import { restRoutes } from "./rest.ts";
 
 export interface HttpOptions {
   listener: Listener;
@@ -45,8 +45,14 @@ export interface HttpOptions {
   limits: Config["http"];
   /** Host names accepted besides loopback ones while bound to a loopback address (DNS rebinding). */
   allowedHosts: readonly string[];
-  /** The API: its procedures (the router's record) and cache policies; tests mount their own. */
-  api?: { procedures: ProcedureRecord; policies: ReadonlyMap<string, DeclaredPolicy> };
+  /**
+   * The API: its procedures (the router's record); tests mount their own.
+   * (`policies`, the cached procedures' policies, is no longer read here: hits
+   * are answered from the responses the procedures sent.)
+   */
+  api?: { procedures: ProcedureRecord; policies?: ReadonlyMap<string, DeclaredPolicy> };
+  /** The response cache's bound in bytes (8 MiB). */
+  responseCacheBytes?: number;
   /** OpenTelemetry, when on: the request's span, then Fastify's. */
   tracing?: Tracing | undefined;
   /** Test seam: the plain SSE stream's heartbeat period. */
@@ -60,13 +66,17 @@ const { version: packageVersion } = createRequire(import.meta.url)("dellstore-or
 
 export async function createHttpApp(options: HttpOptions): Promise<FastifyInstance> {
   const { listener, context, log, limits } = options;
-  const { procedures, policies } = options.api ?? { procedures: appProcedures, policies: cachePolicies };
+  const { procedures } = options.api ?? { procedures: appProcedures };
   const router = buildRouter(procedures);
   const documented = procedureDocs(procedures);
   const checkHosts = isLoopbackAddress(listener.address.address);
   const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
   const hostAllowed = (host: string | undefined) => !checkHosts || allowsHost(host, allowedHosts);
-  const hitPath = new HitPath(context, restHitRoutes, policies, hostAllowed);
+  const responses = ResponseCache.over(context.cache, {
+    log,
+    metrics: context.metrics,
+    maxBytes: options.responseCacheBytes,
+  });
 
   let handle: Parameters<Listener["serve"]>[0] | undefined;
   const app: FastifyInstance = Fastify({
@@ -105,7 +115,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  const requestContext = (req: FastifyRequest) => contextFor(context, req.raw, prefetchedFor(req.raw));
+  const requestContext = (req: FastifyRequest) => contextFor(context, req.raw);
   const protocol = new Protocol({
     router,
     procedures: documented,
@@ -126,16 +136,15 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     if (refusal) refusal.catch(done);
     else done();
   });
-  app.addHook("onSend", (req, reply, payload, done) => {
+  app.addHook("onSend", (_req, reply, payload, done) => {
     // tRPC answers with a Response, whose status Fastify applies after this hook.
     const status = payload instanceof Response ? payload.status : reply.statusCode;
     const headers = headersForStatus(status);
     if (headers) reply.headers(headers);
-    // A miss is labelled as the hit that follows it will be.
-    const etag = status === 200 ? missEtag(req.raw) : undefined;
-    if (etag) reply.header("etag", etag);
     done(null, payload);
   });
+  // Keeps what it may of the answers (the first for a URL: the hits that follow answer the same bytes).
+  if (responses) app.addHook("onSend", responses.onSend);
   app.setNotFoundHandler((_req, reply) => reply.code(404).send({ detail: "Not Found" }));
   app.setErrorHandler((error, req, reply) => {
     const [status, detail] = restError(error, limits.maxBodyBytes);
@@ -146,10 +155,17 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
     return reply.code(status).send({ detail });
   });
 
+  type ResponseMetaOptions = Parameters<ResponseMetaFn<typeof router>>[0];
   const trpcOptions = {
     router,
     maxBatchSize,
     createContext: ({ req }: { req: FastifyRequest }) => requestContext(req),
+    // tRPC's word that a response is one query's answer and nothing else, which the response cache may keep.
+    responseMeta({ ctx, info, type, errors, eagerGeneration }: ResponseMetaOptions) {
+      const single = info && !info.isBatchCall && info.calls.length === 1 ? info.calls[0] : undefined;
+      if (ctx && single && type === "query" && errors.length === 0 && !eagerGeneration) answersAlone(ctx, single.path);
+      return {};
+    },
     onError({ error, path }: { error: TRPCError; path?: string }) {
       if (error.code === "INTERNAL_SERVER_ERROR") log.error({ err: error.cause ?? error, path }, "procedure failed");
     },
@@ -198,10 +214,10 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   const fastify = handle;
   if (!fastify) throw new Error("Fastify did not hand over its request handler");
   const serve = (req: IncomingMessage, res: ServerResponse) => {
-    // Hits of cached GET queries are answered before Fastify routes them; everything else goes straight on.
-    const hit = hitPath.match(req);
-    if (!hit) return fastify(req, res);
-    hitPath.serve(req, res, hit).then(
+    // Hits of cached GETs are answered before Fastify routes them; everything else goes straight on.
+    const kept = responses?.match(req);
+    if (!kept) return fastify(req, res);
+    responses?.serve(req, res, kept).then(
       (served) => served || fastify(req, res),
       () => fastify(req, res),
     );
