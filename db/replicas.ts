@@ -138,6 +138,9 @@ function monitorConnection(url: string, onclose: () => void): postgres.Sql {
     max: 1,
     connect_timeout: 5,
     max_lifetime: null,
+    // Its queries return text and booleans. (And postgres.js's own type query, when a connection is
+    // ended while it runs, rejects where no one can catch it.)
+    fetch_types: false,
     onnotice: () => {},
     onclose,
     connection: { application_name: "dellstore-orders-replica-check" },

@@ -171,8 +171,8 @@ describe("a replica set over a real streaming replica", () => {
     // Its check connection closing says so; no timeout had to pass.
     expect(tookMs).toBeLessThan(500);
     expect(only()).toMatchObject({ replayLsn: undefined, lagMs: undefined, reason: expect.any(String) });
-    const asked = performance.now();
     const { lsn } = await write();
+    const asked = performance.now();
     expect(await set.choose(lsn, 2000)).toBeUndefined();
     expect(await set.choose(undefined, 2000)).toBeUndefined();
     expect(performance.now() - asked).toBeLessThan(100);
@@ -209,10 +209,17 @@ describe("a replica set over a real streaming replica", () => {
       log: createLogger("silent"),
     });
     try {
-      // The first check may come before the primary's identity is read: then the other server is refused for not replaying.
       await until(
         "all three refused for what they are",
-        () => /replicates another server/.test(others.state()[1]?.reason ?? "") && others.state()[2]?.status === "down",
+        () => {
+          const [itself, another, nothing] = others.state();
+          return (
+            /is not replaying WAL/.test(itself?.reason ?? "") &&
+            /replicates another server/.test(another?.reason ?? "") &&
+            nothing?.status === "down" &&
+            nothing.reason !== "not checked yet"
+          );
+        },
         5000,
       );
       const [itself, another, nothing] = others.state();
