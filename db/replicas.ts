@@ -333,9 +333,8 @@ export class ReplicaSet {
   private async check(replica: ReplicaCheck): Promise<void> {
     if (this.closed) return;
     replica.checking = true;
-    let monitor: postgres.Sql | undefined;
     try {
-      monitor = this.monitorOf(replica);
+      const monitor = this.monitorOf(replica);
       const observed = await this.observe(replica, monitor);
       // Its connection closed while the answer was on its way: the close has marked it down already.
       if (replica.monitor === monitor) this.judge(replica, observed, performance.now());
