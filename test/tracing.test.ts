@@ -139,7 +139,7 @@ describe("a request's traceparent", () => {
     expect(named(spans, "cache lookup")[0]?.attributes["cache.result"]).toBe("bypass");
   });
 
-  it("continues into a hit the hit path answers before Fastify: the request span and its lookup only", async () => {
+  it("continues into a hit the response cache answers before Fastify: the request span and its lookup only", async () => {
     const traceId = "0af7651916cd43dd8448eb211c80319c";
     await (await fetch(`${server.url}/count?customerid=4326`)).text();
     exporter.reset();

@@ -1,7 +1,9 @@
 // Spans for the cache, wrapped around it only when tracing is on: each lookup
 // with its result (hit, miss, or bypass when the cache is skipped: no-store,
 // Valkey down, no applier seen) and tags, the load a miss makes (the SQL
-// nests under it), each invalidation; and each Valkey command of the store.
+// nests under it), each invalidation, the response cache's check of a kept
+// response's tokens (a lookup too: hit or miss); and each Valkey command of
+// the store.
 import { SpanKind, type Tracer } from "@opentelemetry/api";
 import {
   ATTR_DB_OPERATION_BATCH_SIZE,
@@ -18,6 +20,7 @@ export function resultOf(lookup: Lookup): "hit" | "miss" | "bypass" {
 }
 
 export function tracedCache(cache: Cache, tracer: Tracer): Cache {
+  const { reporting, isCurrent } = cache;
   const lookup = (request: ReadRequest) =>
     inSpan(
       tracer,
@@ -46,6 +49,21 @@ export function tracedCache(cache: Cache, tracer: Tracer): Cache {
         span?.setAttribute("cache.invalidated", told);
         return told;
       }),
+    // The response cache's reads are traced as any (the view reports what each answered under).
+    ...(reporting && { reporting: (sink) => tracedCache(reporting.call(cache, sink), tracer) }),
+    ...(isCurrent && {
+      isCurrent: (tags, tokens) =>
+        inSpan(
+          tracer,
+          "cache lookup",
+          { attributes: { "cache.tags": [...tags], "cache.tier": "response" } },
+          async (span) => {
+            const current = await isCurrent.call(cache, tags, tokens);
+            span?.setAttribute("cache.result", current ? "hit" : "miss");
+            return current;
+          },
+        ),
+    }),
     get status() {
       return cache.status;
     },
