@@ -19,6 +19,13 @@
 // A read that bypasses the cache never joins a database read that began
 // before it arrived (it shares the next one), so it sees every write
 // acknowledged before it started, by any instance.
+//
+// A read walks down the tiers once and back: the in-process tier when there
+// is one (local-tier.ts, which owns its fetch race), the store, and on a miss
+// the database; each tier keeps what it may on the way back. A read can also
+// say what it answered under (`reporting`), so that a response made from it
+// is answered again only while those tokens are current (`isCurrent`, checked
+// as a hit is; server/http/response-cache.ts).
 import { randomBytes } from "node:crypto";
 import superjson from "superjson";
 import { describeConnectionError } from "../../db/client.ts";
@@ -73,18 +80,12 @@ export interface Cache {
   /**
    * The entry if current, else `load()` (stored under the tokens read before
    * it). `prior`, a lookup this request made just before (a tracing wrapper's
-   * span), answers a hit or a bypass without a second one.
+   * span), stands: its hit, its bypass, or its miss's tokens, without walking
+   * the tiers again.
    */
   read<T>(request: ReadRequest, load: () => Promise<T>, prior?: Lookup): Promise<T>;
   /** Reads the tags' tokens and the entry through the tiers; a hit is an entry stored under exactly these tokens. Never loads or stores. */
   lookup(request: ReadRequest): Promise<Lookup>;
-  /**
-   * A miss whose entry is being loaded by another call under the same tokens
-   * (so after the same writes): that load's serialized value, as a hit would
-   * answer it, or undefined if the load fails; undefined at once when no such
-   * load runs. (A read joins such a load by itself; kept for wrappers.)
-   */
-  joinLoad(request: ReadRequest, lookup: Lookup): Promise<string | undefined> | undefined;
   /**
    * Gives each tag a new token, trying the store even while the breaker is
    * open; resolves false if the store could not be told (the breaker then
@@ -264,7 +265,6 @@ export class QueryCache implements Cache {
     return {
       read: (request, load, prior) => this.answer(request, load, prior, sink),
       lookup: (request) => this.lookup(request),
-      joinLoad: (request, lookup) => this.joinLoad(request, lookup),
       invalidate: (tags) => this.invalidate(tags),
       reporting: (other) => this.reporting(other),
       isCurrent: (tags, tokens) => this.isCurrent(tags, tokens),
@@ -285,18 +285,6 @@ export class QueryCache implements Cache {
     const below = () => this.tokenReads.runFresh(tags.join("\n"), () => this.readTokens(tags));
     const { local } = this.options;
     return local ? local.isCurrent(tags, tokens, below) : (await below()) === tokens;
-  }
-
-  joinLoad(request: ReadRequest, { key, tokens }: Lookup): Promise<string | undefined> | undefined {
-    if (tokens === undefined) return undefined;
-    const flight = this.flights.running<Loaded>(flightKey(key, tokens));
-    if (!flight) return undefined;
-    this.options.metrics.cacheRequests.inc({ procedure: request.procedure, result: "miss" });
-    this.options.log.debug({ key, joined: true }, "cache miss");
-    return flight.then(
-      ({ payload }) => payload,
-      () => undefined,
-    );
   }
 
   async lookup(request: ReadRequest): Promise<Lookup> {

@@ -42,7 +42,6 @@ export function tracedCache(cache: Cache, tracer: Tracer): Cache {
         found,
       );
     },
-    joinLoad: (request, found) => cache.joinLoad(request, found),
     invalidate: (tags) =>
       inSpan(tracer, "cache invalidate", { attributes: { "cache.tags": [...tags] } }, async (span) => {
         const told = await cache.invalidate(tags);

@@ -32,10 +32,6 @@ export class NaiveCache implements Cache {
     return { key, payload: (await this.client.get(key)) ?? undefined };
   }
 
-  joinLoad(): undefined {
-    return undefined;
-  }
-
   async invalidate(tags: readonly string[]): Promise<boolean> {
     const keys = tags.flatMap((tag) => [...(this.keysByTag.get(tag) ?? [])]);
     if (keys.length > 0) await this.client.del(...keys);
