@@ -51,8 +51,6 @@ export interface HttpOptions {
    * are answered from the responses the procedures sent.)
    */
   api?: { procedures: ProcedureRecord; policies?: ReadonlyMap<string, DeclaredPolicy> };
-  /** The response cache's bound in bytes (8 MiB). */
-  responseCacheBytes?: number;
   /** OpenTelemetry, when on: the request's span, then Fastify's. */
   tracing?: Tracing | undefined;
   /** Test seam: the plain SSE stream's heartbeat period. */
@@ -72,11 +70,7 @@ export async function createHttpApp(options: HttpOptions): Promise<FastifyInstan
   const checkHosts = isLoopbackAddress(listener.address.address);
   const allowedHosts = new Set(options.allowedHosts.map((host) => host.toLowerCase()));
   const hostAllowed = (host: string | undefined) => !checkHosts || allowsHost(host, allowedHosts);
-  const responses = ResponseCache.over(context.cache, {
-    log,
-    metrics: context.metrics,
-    maxBytes: options.responseCacheBytes,
-  });
+  const responses = ResponseCache.over(context.cache, { log, metrics: context.metrics });
 
   let handle: Parameters<Listener["serve"]>[0] | undefined;
   const app: FastifyInstance = Fastify({
