@@ -43,7 +43,7 @@ export interface AppOverrides {
   cache?: (parts: { log: Logger; metrics: Metrics }) => Cache;
   /** The change applier's timings and test seams (`url`: its own session's path, e.g. through a proxy). */
   applier?: Partial<Pick<ApplierOptions, "url" | "passMs" | "electionMs" | "staleAfterMs" | "afterReplayRead">>;
-  /** Another router and its cache policies, mounted instead of the app's. */
+  /** Another router's procedures, mounted instead of the app's. */
   api?: HttpOptions["api"];
   /** Live counts' timings. */
   live?: Partial<Pick<CountHubOptions, "minIntervalMs" | "pollMs">> & { heartbeatMs?: number };

@@ -7,7 +7,6 @@ import type { Queries } from "../db/queries.ts";
 import { bearerMatches } from "./auth.ts";
 import type { Applier } from "./cache/applier.ts";
 import { createCaching } from "./cache/middleware.ts";
-import type { Prefetched } from "./cache/policy.ts";
 import type { Cache, CacheMode } from "./cache/query-cache.ts";
 import { isDatabaseUnavailable } from "./database-errors.ts";
 import { describeIssues } from "./inputs.ts";
@@ -31,8 +30,6 @@ export interface Context {
   apiToken?: string | undefined;
   /** The request's Authorization header. */
   authorization?: string | undefined;
-  /** What the HTTP hit path found for this request's cached query before it fell through to tRPC (a miss). */
-  prefetched?: Prefetched | undefined;
   /** A procedure still waiting on the database after this long answers SERVICE_UNAVAILABLE. */
   databaseTimeoutMs: number;
   /** Live counts (orders.watchCount, GET /count/stream); absent in tests that bring their own parts. */
@@ -95,7 +92,7 @@ const unavailable = () =>
  * level of tRPC's chain costs a copy of the call's options.
  */
 const guarded = t.middleware(async ({ ctx, path, type, next }) => {
-  const answerBy = ctx.prefetched?.answerBy ?? Date.now() + ctx.databaseTimeoutMs;
+  const answerBy = Date.now() + ctx.databaseTimeoutMs;
   const stop = ctx.metrics.procedureDuration.startTimer({ procedure: path, type });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -125,13 +122,11 @@ export type ProcedureContext = inferProcedureBuilderResolverOptions<typeof publi
 /**
  * Cached queries on publicProcedure and invalidating mutations
  * (server/cache/middleware.ts), told how to reach the cache from this app's
- * context: its cache, the request's Cache-Control (no-store) and what the
- * HTTP hit path found for it.
+ * context: its cache and the request's Cache-Control (no-store).
  */
 export const caching = createCaching(publicProcedure, {
   cache: (ctx) => ctx.cache,
   mode: (ctx) => ctx.cacheMode,
-  prefetched: (ctx) => ctx.prefetched,
 });
 
 /** Writes: with API_TOKEN set, only callers presenting it as a bearer token get through. */

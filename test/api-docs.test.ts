@@ -6,7 +6,6 @@ import { request } from "node:http";
 import SwaggerParser from "@apidevtools/swagger-parser";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { cachePolicies } from "../server/routers/cache-policies.ts";
 import { documented } from "../server/routers/documented.ts";
 import { procedures } from "../server/routers/index.ts";
 import { publicProcedure } from "../server/trpc.ts";
@@ -212,7 +211,7 @@ describe("a procedure added to the router", () => {
     );
     const throwaway = await startTestApp(
       { DATABASE_URL: db.url },
-      { api: { procedures: { ...procedures, extra: { echo, ticks } }, policies: cachePolicies } },
+      { api: { procedures: { ...procedures, extra: { echo, ticks } } } },
     );
     try {
       const document = (await (await fetch(`${throwaway.url}/openapi.json`)).json()) as Document;
@@ -243,10 +242,7 @@ describe("a procedure added to the router", () => {
   it("stops start-up when it isn't declared, rather than serve it undocumented", async () => {
     const undeclared = publicProcedure.query(() => "?");
     await expect(
-      startTestApp(
-        { DATABASE_URL: db.url },
-        { api: { procedures: { extra: { undeclared } }, policies: cachePolicies } },
-      ),
+      startTestApp({ DATABASE_URL: db.url }, { api: { procedures: { extra: { undeclared } } } }),
     ).rejects.toThrow(/extra\.undeclared is not a declared procedure/);
   });
 });

@@ -6,7 +6,6 @@ import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { z } from "zod";
-import { policyRegistry } from "../server/cache/policy.ts";
 import { ResponseCache } from "../server/http/response-cache.ts";
 import { cachedQuery, declarePolicy } from "../server/routers/cached-query.ts";
 import { createCallerFactory, router } from "../server/trpc.ts";
@@ -50,7 +49,7 @@ const server = useFixture<TestApp>(
   () =>
     startTestApp(
       { DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() },
-      { api: { procedures, policies: policyRegistry([secretPolicy, brittlePolicy]) } },
+      { api: { procedures } },
     ),
   (app) => app.close(),
 );

@@ -150,8 +150,8 @@ describe("a miss", () => {
     ["REST", (id: number) => `/count?customerid=${id}`],
     ["tRPC", (id: number) => `/trpc/orders.count?input=${encodeURIComponent(superjson.stringify({ customerId: id }))}`],
   ])("over %s walks the cache once and parses its input once, and the hit that follows neither", async (_, path) => {
-    const parse = vi.spyOn(ordersCount.input, "parse");
-    const safeParse = vi.spyOn(ordersCount.input, "safeParse");
+    // Every parse of the schema runs it (tRPC bound its parse function when the procedure was built).
+    const runs = vi.spyOn(ordersCount.input._zod, "run");
     const id = 80 + Math.floor(Math.random() * 1000);
     // This entry's lines (the applier's passes log bumps of other tags meanwhile).
     const lines = () =>
@@ -164,11 +164,11 @@ describe("a miss", () => {
       ["cache miss", undefined],
       ["cache store", undefined],
     ]);
-    expect(parse.mock.calls.length + safeParse.mock.calls.length).toBe(1);
+    expect(runs).toHaveBeenCalledTimes(1);
     const hit = await fetch(`${server.url}${path(id)}`);
     expect(hit.headers.get("etag")).not.toBeNull();
     expect(lines().slice(2)).toEqual([["cache hit", "response"]]);
-    expect(parse.mock.calls.length + safeParse.mock.calls.length).toBe(1);
+    expect(runs).toHaveBeenCalledTimes(1);
   });
 });
 

@@ -221,7 +221,7 @@ describe("Retry-After", () => {
     );
     const throwaway = await startTestApp(
       { DATABASE_URL: db.url },
-      { api: { procedures: { writes: { unknownOutcome } }, policies: new Map() } },
+      { api: { procedures: { writes: { unknownOutcome } } } },
     );
     try {
       const res = await fetch(`${throwaway.url}/trpc/writes.unknownOutcome`, {

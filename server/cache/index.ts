@@ -21,7 +21,7 @@ export {
   provesNothingCommitted,
   type ResolverContext,
 } from "./middleware.ts";
-export { type CachePolicy, type DeclaredPolicy, declarePolicy, type Prefetched, policyRegistry } from "./policy.ts";
+export { type CachePolicy, type DeclaredPolicy, declarePolicy } from "./policy.ts";
 export type { Cache, CacheMode } from "./query-cache.ts";
 
 export interface CacheConfig {

@@ -8,9 +8,9 @@
 //   add: writeProcedure.input(...).use(caching.invalidates({ tags: (input) => [...] })).mutation(...),
 //
 // A cached query is built here, not assembled by hand, so nothing can run
-// before its cache check except what its policy declares (`authorize`), which
-// a hit path in front of tRPC runs too. The cache is read in the resolver: a
-// hit is simply the resolver's return value, no middleware has to end the chain.
+// before its cache check but the base's middlewares and what its policy
+// declares (`authorize`). The cache is read in the resolver: a hit is simply
+// the resolver's return value, no middleware has to end the chain.
 import type {
   inferProcedureBuilderResolverOptions,
   TRPCError,
@@ -21,7 +21,7 @@ import type {
 } from "@trpc/server";
 import { getHTTPStatusCodeFromError } from "@trpc/server/http";
 import type { z } from "zod";
-import { type CachePolicy, type DeclaredPolicy, declarePolicy, type Prefetched } from "./policy.ts";
+import { type CachePolicy, type DeclaredPolicy, declarePolicy } from "./policy.ts";
 import type { Cache, CacheMode } from "./query-cache.ts";
 
 /** A procedure builder without input or output yet, such as an app's `publicProcedure`. */
@@ -47,8 +47,6 @@ export interface CacheAccess<TContext> {
   cache(ctx: TContext): Pick<Cache, "read" | "invalidate">;
   /** "no-store" for a request that must neither read nor fill the cache; "default" when absent. */
   mode?(ctx: TContext): CacheMode | undefined;
-  /** What a hit path in front of tRPC found for this request before it fell through (a miss), if the app has one. */
-  prefetched?(ctx: TContext): Prefetched | undefined;
 }
 
 /** A cached query's resolver: what a miss runs to get the value. */
@@ -104,27 +102,16 @@ export function createCaching<TContext, TMeta, TOverrides, TErrorShape>(
       policy: DeclaredPolicy<TSchema, BaseContext>,
       resolve: CachedResolver<BaseContext, TSchema, TResult>,
     ) {
-      const procedure = base
-        // A hit path already parsed this request's input: give tRPC that same object, whose parse is remembered.
-        .use((opts) => {
-          const prefetched = access.prefetched?.(contextOf(opts));
-          return prefetched?.procedure === opts.path
-            ? opts.next({ getRawInput: async () => prefetched.raw })
-            : opts.next();
-        })
-        .input(policy.parser)
-        .query((opts) => {
-          const { path } = opts;
-          const ctx = contextOf(opts);
-          // tRPC types an input as possibly unset; this one comes from policy.parser, so it is set.
-          const input = opts.input as z.output<TSchema>;
-          if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
-          policy.authorize?.(ctx);
-          const prefetched = access.prefetched?.(ctx);
-          const prior = prefetched?.procedure === path && prefetched.input === input ? prefetched.lookup : undefined;
-          const request = policy.request(input, { cacheMode: access.mode?.(ctx) });
-          return access.cache(ctx).read(request, () => resolve({ ctx, input }), prior);
-        });
+      const procedure = base.input(policy.input).query((opts) => {
+        const { path } = opts;
+        const ctx = contextOf(opts);
+        // tRPC types an input as possibly unset; this one comes from policy.input, so it is set.
+        const input = opts.input as z.output<TSchema>;
+        if (path !== policy.procedure) throw new Error(`the cache policy of ${policy.procedure} is used by ${path}`);
+        policy.authorize?.(ctx);
+        const request = policy.request(input, { cacheMode: access.mode?.(ctx) });
+        return access.cache(ctx).read(request, () => resolve({ ctx, input }));
+      });
       // The same type tRPC gives it, stated in the schema's and resolver's terms (tRPC's own form of it only
       // resolves once the app's types are known).
       return procedure as unknown as CachedQueryProcedure<TSchema, TResult, TMeta, TErrorShape>;

@@ -17,7 +17,6 @@ import Fastify, {
 } from "fastify";
 import { hasZodFastifySchemaValidationErrors, serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { DeclaredPolicy } from "../cache/policy.ts";
 import type { Config } from "../config.ts";
 import { describeIssues } from "../inputs.ts";
 import type { Logger } from "../logger.ts";
@@ -45,12 +44,8 @@ export interface HttpOptions {
   limits: Config["http"];
   /** Host names accepted besides loopback ones while bound to a loopback address (DNS rebinding). */
   allowedHosts: readonly string[];
-  /**
-   * The API: its procedures (the router's record); tests mount their own.
-   * (`policies`, the cached procedures' policies, is no longer read here: hits
-   * are answered from the responses the procedures sent.)
-   */
-  api?: { procedures: ProcedureRecord; policies?: ReadonlyMap<string, DeclaredPolicy> };
+  /** The API: its procedures (the router's record); tests mount their own. */
+  api?: { procedures: ProcedureRecord };
   /** OpenTelemetry, when on: the request's span, then Fastify's. */
   tracing?: Tracing | undefined;
   /** Test seam: the plain SSE stream's heartbeat period. */

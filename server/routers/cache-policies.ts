@@ -1,7 +1,7 @@
 // Every cached query's cache policy, declared once: its input, the tags its
-// result depends on, its TTL. The procedures (cachedQuery) and the HTTP hit
-// path both read these.
-import { declarePolicy, policyRegistry } from "../cache/policy.ts";
+// result depends on, its TTL. The procedures (cachedQuery) read these, and
+// live counts take the count's tag from ordersCount (server/app.ts).
+import { declarePolicy } from "../cache/policy.ts";
 import { countOrdersInput, customerInput, yearInput } from "../inputs.ts";
 import { orderTags } from "./tags.ts";
 
@@ -23,5 +23,3 @@ export const customersSummary = declarePolicy({
   input: customerInput,
   tags: ({ customerId }) => [orderTags.customer(customerId)],
 });
-
-export const cachePolicies = policyRegistry([ordersCount, ordersMonthly, customersSummary]);
