@@ -16,7 +16,12 @@ export interface CachePolicy<TSchema extends z.ZodType = z.ZodType, TContext = u
   tags(input: z.output<TSchema>): readonly string[];
   /** Overrides the cache's default TTL for this procedure. */
   readonly ttlSeconds?: number;
-  /** Runs before the cache is consulted, on hits and misses alike; throws (a TRPCError) to refuse. */
+  /**
+   * Runs before the cache is consulted, on hits and misses alike; throws (a
+   * TRPCError) to refuse. An HTTP cache in front of the app (this service's
+   * response cache) answers a request with the same headers without running
+   * it, so it must depend only on the request's headers and the configuration.
+   */
   authorize?(ctx: TContext): void;
 }
 
