@@ -82,7 +82,7 @@ describe("a call of the typed client inside the caller's trace", () => {
       "cache.tags": [`orders:customer:${customerId}`],
       "cache.result": "miss",
     });
-    // The client batches, so tRPC answers (not the hit path): under Fastify's handler, under the request.
+    // The client batches, so tRPC answers (a batch is never kept by the response cache): under Fastify's handler, under the request.
     expect(ancestors(spans, lookup)).toEqual(
       expect.arrayContaining(["handler - fastifyTRPCPlugin", "request", request.name]),
     );

@@ -1,4 +1,4 @@
-// The span of a request as it arrives, before the hit path or Fastify sees
+// The span of a request as it arrives, before the response cache or Fastify sees
 // it: it continues the caller's trace (W3C traceparent), so a hit answered
 // before Fastify is traced too, and @fastify/otel's spans nest under it
 // (it names the route through the RPC metadata, as instrumentation-http's
