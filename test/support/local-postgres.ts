@@ -18,6 +18,25 @@ export interface LocalPostgres {
 
 const hasBinary = (name: string) => spawnSync("sh", ["-c", `command -v ${name}`]).status === 0;
 
+/**
+ * Runs PostgreSQL's programs in `dir`, which becomes theirs: PostgreSQL refuses
+ * to run as root, so as root they run as the postgres user. Throws with their
+ * output when one fails.
+ */
+export function runsPostgresIn(dir: string): (command: string, args: string[]) => void {
+  const asRoot = userInfo().uid === 0;
+  if (asRoot) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }));
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }));
+    chownSync(dir, uid, gid);
+  }
+  return (command, args) => {
+    const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
+    const result = spawnSync(file, argv, { encoding: "utf8", cwd: dir });
+    if (result.status !== 0) throw new Error(`${command} failed: ${result.stdout}${result.stderr}`);
+  };
+}
+
 /** With `password`, the postgres user has it and every connection must give it (scram-sha-256); else trust. */
 export async function startLocalPostgres({ password }: { password?: string } = {}): Promise<LocalPostgres> {
   if (!hasBinary("initdb") || !hasBinary("pg_ctl")) {
@@ -29,18 +48,7 @@ export async function startLocalPostgres({ password }: { password?: string } = {
   const dir = await mkdtemp("/tmp/dellstore-pg-");
   const data = join(dir, "data");
   const port = await freePort();
-  // PostgreSQL refuses to run as root: then it runs as the postgres user.
-  const asRoot = userInfo().uid === 0;
-  if (asRoot) {
-    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }));
-    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }));
-    chownSync(dir, uid, gid);
-  }
-  const as = (command: string, args: string[]) => {
-    const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
-    const result = spawnSync(file, argv, { encoding: "utf8", cwd: dir });
-    if (result.status !== 0) throw new Error(`${command} failed: ${result.stdout}${result.stderr}`);
-  };
+  const as = runsPostgresIn(dir);
   const remove = async () => {
     spawnSync("kill", ["-CONT", ...(await processes(data).catch(() => []))].map(String));
     try {

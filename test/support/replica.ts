@@ -2,12 +2,12 @@
 // local-postgres.ts), made the way an operator makes one: pg_basebackup -R
 // into a temporary directory, then pg_ctl start on a free port. The test can
 // make it lag (recovery_min_apply_delay), stop it and start it again.
-import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, realpathSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
+import { runsPostgresIn } from "./local-postgres.ts";
 import { freePort } from "./server-process.ts";
 
 export interface StreamingReplica {
@@ -46,18 +46,7 @@ export async function startReplica(primaryUrl: string): Promise<StreamingReplica
   const dir = await mkdtemp("/tmp/dellstore-replica-");
   const data = join(dir, "data");
   const port = await freePort();
-  // PostgreSQL refuses to run as root: then it runs as the postgres user, as local-postgres.ts does.
-  const asRoot = userInfo().uid === 0;
-  if (asRoot) {
-    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }));
-    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }));
-    chownSync(dir, uid, gid);
-  }
-  const as = (command: string, args: string[]) => {
-    const [file, argv] = asRoot ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
-    const result = spawnSync(file, argv, { encoding: "utf8", cwd: dir });
-    if (result.status !== 0) throw new Error(`${command} failed: ${result.stdout}${result.stderr}`);
-  };
+  const as = runsPostgresIn(dir);
   const pgCtl = binary("pg_ctl");
   const start = async () => {
     as(pgCtl, [
