@@ -9,7 +9,7 @@ import { startTestApp, type TestApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { useFixture } from "./support/fixture.ts";
 import { run } from "./support/run.ts";
-import { type ServerProcess, startServerProcess } from "./support/server-process.ts";
+import { type ServerProcess, shippedServer, startServerProcess } from "./support/server-process.ts";
 import { useProxy } from "./support/tcp-proxy.ts";
 import { cachePrefix } from "./support/valkey.ts";
 
@@ -219,7 +219,7 @@ describe("instances whose connections share one application_name", () => {
 describe("the applier killed (SIGKILL)", () => {
   it("is replaced by another instance, which applies a psql write within the takeover bound", async () => {
     const env = { DATABASE_URL: db.url, VALKEY_URL: inject("valkeyUrl"), CACHE_PREFIX: cachePrefix() };
-    const start = () => startServerProcess(env, ["node", "--import", "tsx", "server/main.ts"]);
+    const start = () => startServerProcess(env, shippedServer);
     const servers = await Promise.all([start(), start()]);
     try {
       await Promise.all(servers.map(up));

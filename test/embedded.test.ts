@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "./support/run.ts";
-import { freePort, startServerProcess } from "./support/server-process.ts";
+import { freePort, shippedServer, startServerProcess } from "./support/server-process.ts";
 import { openSse } from "./support/sse.ts";
 
 let dataDir = "";
@@ -38,7 +38,7 @@ describe("the embedded default", () => {
   }, 120_000); // server processes on PGlite: slow to start on a loaded machine
 
   it("keeps its data across restarts instead of seeding again, and stops cleanly on SIGTERM", async () => {
-    const server = await startServerProcess({ DATA_DIR: dataDir }, ["node", "--import", "tsx", "server/main.ts"]);
+    const server = await startServerProcess({ DATA_DIR: dataDir }, shippedServer);
     let code: number | null;
     try {
       expect(await (await fetch(`${server.url}/count`)).json()).toEqual({ count: 12_001 });
@@ -51,10 +51,12 @@ describe("the embedded default", () => {
   }, 120_000); // server processes on PGlite: slow to start on a loaded machine
 
   it("refuses a second server on the same DATA_DIR at once, naming the first; a killed server's lock is taken over", async () => {
-    const tsx = ["node", "--import", "tsx", "server/main.ts"] as [string, ...string[]];
-    const first = await startServerProcess({ DATA_DIR: dataDir }, tsx);
+    const first = await startServerProcess({ DATA_DIR: dataDir }, shippedServer);
     try {
-      const second = await run(tsx[0], tsx.slice(1), { DATA_DIR: dataDir, PORT: String(await freePort()) });
+      const second = await run(shippedServer[0], shippedServer.slice(1), {
+        DATA_DIR: dataDir,
+        PORT: String(await freePort()),
+      });
       expect(second.code).toBe(1);
       expect(second.stdout + second.stderr).toContain(
         `the embedded database in ${dataDir} (DATA_DIR) is in use by process ${first.child.pid}`,
@@ -65,7 +67,7 @@ describe("the embedded default", () => {
       await first.stop("SIGKILL");
     }
     // Killed, it released nothing: the next start takes over its lock and its data.
-    const next = await startServerProcess({ DATA_DIR: dataDir }, tsx);
+    const next = await startServerProcess({ DATA_DIR: dataDir }, shippedServer);
     try {
       expect(await (await fetch(`${next.url}/count`)).json()).toEqual({ count: 12_001 });
     } finally {

@@ -8,7 +8,7 @@ import { connect, type Socket } from "node:net";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { useApp } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { type ServerProcess, startServerProcess } from "./support/server-process.ts";
+import { type ServerProcess, shippedServer, startServerProcess } from "./support/server-process.ts";
 import { openSse } from "./support/sse.ts";
 import { cachePrefix } from "./support/valkey.ts";
 
@@ -64,7 +64,7 @@ describe("200 streams whose clients never read", () => {
     Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 
   it("don't grow the server's resident memory through 1,000 writes", async () => {
-    process = await startServerProcess({ ...env(), LOG_LEVEL: "warn" }, ["node", "--import", "tsx", "server/main.ts"]);
+    process = await startServerProcess({ ...env(), LOG_LEVEL: "warn" }, shippedServer);
     const pid = process.child.pid as number;
     const { port } = new URL(process.url);
     const customerId = 778;

@@ -21,7 +21,7 @@ import {
   staleReads,
   type Write,
 } from "./support/fleet.ts";
-import { type ServerProcess, startServerProcess } from "./support/server-process.ts";
+import { type ServerProcess, shippedServer, startServerProcess } from "./support/server-process.ts";
 import { useProxy } from "./support/tcp-proxy.ts";
 import { cachePrefix, valkeyClient } from "./support/valkey.ts";
 
@@ -33,12 +33,10 @@ const valkey = useFixture(
 );
 const prefix = cachePrefix();
 const fleet = new Fleet(() =>
-  startServerProcess({ DATABASE_URL: db.url, VALKEY_URL: valkeyProxy.url(inject("valkeyUrl")), CACHE_PREFIX: prefix }, [
-    "node",
-    "--import",
-    "tsx",
-    "server/main.ts",
-  ]),
+  startServerProcess(
+    { DATABASE_URL: db.url, VALKEY_URL: valkeyProxy.url(inject("valkeyUrl")), CACHE_PREFIX: prefix },
+    shippedServer,
+  ),
 );
 beforeAll(() => fleet.startAll());
 afterAll(() => fleet.stop());

@@ -7,12 +7,12 @@ import { createLogger } from "../server/logger.ts";
 import { maskSecrets } from "../server/secrets.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { lastJson, run } from "./support/run.ts";
-import { startServerProcess } from "./support/server-process.ts";
+import { shippedServer, startServerProcess } from "./support/server-process.ts";
 import { withPassword } from "./support/urls.ts";
 
 const valkeyPassword = "Valkey-Secret-Password-42";
 const db = useTestDatabase("seeded");
-const serve = ["node", "--import", "tsx", "server/main.ts"] as [string, ...string[]];
+const serve = shippedServer;
 
 describe("maskSecrets", () => {
   it.each([

@@ -9,12 +9,12 @@ import { startTestApp } from "./support/app.ts";
 import { createTestDatabase, useTestDatabase } from "./support/database.ts";
 import { startLocalPostgres } from "./support/local-postgres.ts";
 import { run } from "./support/run.ts";
-import { freePort } from "./support/server-process.ts";
+import { freePort, shippedServer } from "./support/server-process.ts";
 import { databaseUrl } from "./support/urls.ts";
 
-/** `npm start` without the build step: the server's output and exit code. */
+/** `npm start` without npm: the server's output and exit code. */
 const start = async (env: Record<string, string>) => {
-  const result = await run("node", ["--import", "tsx", "server/main.ts"], {
+  const result = await run(shippedServer[0], shippedServer.slice(1), {
     PORT: String(await freePort()),
     HOST: "127.0.0.1",
     ...env,

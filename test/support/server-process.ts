@@ -22,6 +22,13 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
+/**
+ * The server as it ships (what `npm start` runs): dist/, which the global setup builds. Where a test
+ * isn't about how the server is started, this is its command: a start under tsx costs a second more
+ * of CPU, and the suite starts servers by the dozen.
+ */
+export const shippedServer: [string, ...string[]] = ["node", "dist/server/main.js"];
+
 /** Starts `command` (default `npm start`) with `env`, and waits until it listens. */
 export async function startServerProcess(
   env: Record<string, string>,

@@ -14,7 +14,7 @@ import { provesNotCommitted } from "../../../server/database-errors.ts";
 import { command } from "../local-cluster.ts";
 import { startLocalPostgres } from "../local-postgres.ts";
 import { type LocalValkey, startLocalValkey } from "../local-valkey.ts";
-import { type ServerProcess, startServerProcess } from "../server-process.ts";
+import { type ServerProcess, shippedServer, startServerProcess } from "../server-process.ts";
 import { openSse, type SseEvent, type SseStream } from "../sse.ts";
 import { TcpProxy } from "../tcp-proxy.ts";
 import { databaseUrl } from "../urls.ts";
@@ -130,7 +130,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           LOG_LEVEL: "warn",
           DATABASE_TIMEOUT_SECONDS: "3",
         },
-        ["node", "--import", "tsx", "server/main.ts"],
+        shippedServer,
       );
     };
     await Promise.all(instances.map(startInstance));
