@@ -11,7 +11,7 @@ const { scripts } = JSON.parse(readFileSync(join(projectRoot, "package.json"), "
   scripts: Record<string, string>;
 };
 // `dev` is `node --watch`, which waits for file changes after any exit, --help's included.
-const answering = Object.keys(scripts).filter((name) => name !== "dev" && name !== "postinstall" && name !== "prepare");
+const answering = Object.keys(scripts).filter((name) => name !== "dev" && name !== "prepare");
 
 let closed = "";
 beforeAll(async () => {
