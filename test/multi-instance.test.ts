@@ -46,8 +46,8 @@ afterAll(() => fleet.stop());
  * milliseconds; while this suite saturates both cores, passes wait their turn on the event loop.
  */
 const propagationMs = bounds.outside;
-/** While the applier is replaced: another instance's election (250 ms, or at once on a wake) and first pass, with room for a loaded machine. */
-const takeoverMs = 1000;
+/** While the applier is replaced: another instance's election (250 ms, or at once on a wake) and first pass. */
+const takeoverMs = bounds.handover;
 const customers = [40, 41, 42];
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)] as T;
 

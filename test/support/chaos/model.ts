@@ -93,6 +93,13 @@ export const bounds = {
   /** A write made outside the app (psql), no fault near it: one applier pass on a saturated machine. */
   outside: 300,
   /**
+   * A write made outside the app while the applier is replaced (killed, or
+   * stopping in a rolling restart: it hands its lock over at once): another
+   * instance's election and first pass, beside a restarting process's
+   * start-up on a saturated machine.
+   */
+  handover: 1000,
+  /**
    * A write made outside the app while a fault lasts (or within this long
    * before it ends): a silent applier is replaced after 2.5 s without a pass,
    * and after 5 s without one every instance bypasses its cache. Also an API
