@@ -37,6 +37,23 @@ export function runsPostgresIn(dir: string): (command: string, args: string[]) =
   };
 }
 
+/** Starts the cluster in `data` on 127.0.0.1:`port` (its socket and log in `dir`), waiting until it accepts connections. */
+export function startCluster(
+  as: (command: string, args: string[]) => void,
+  { pgCtl, dir, data, port }: { pgCtl: string; dir: string; data: string; port: number },
+): void {
+  as(pgCtl, [
+    "-D",
+    data,
+    "-w",
+    "-l",
+    join(dir, "log"),
+    "-o",
+    `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`,
+    "start",
+  ]);
+}
+
 /** With `password`, the postgres user has it and every connection must give it (scram-sha-256); else trust. */
 export async function startLocalPostgres({ password }: { password?: string } = {}): Promise<LocalPostgres> {
   if (!hasBinary("initdb") || !hasBinary("pg_ctl")) {
@@ -60,16 +77,7 @@ export async function startLocalPostgres({ password }: { password?: string } = {
     const auth = password === undefined ? ["--auth=trust"] : ["--auth=scram-sha-256", `--pwfile=${join(dir, "pw")}`];
     if (password !== undefined) await writeFile(join(dir, "pw"), password, { mode: 0o644 });
     as("initdb", ["-D", data, "-U", "postgres", ...auth, "--no-sync"]);
-    as("pg_ctl", [
-      "-D",
-      data,
-      "-w",
-      "-l",
-      join(dir, "log"),
-      "-o",
-      `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`,
-      "start",
-    ]);
+    startCluster(as, { pgCtl: "pg_ctl", dir, data, port });
   } catch (error) {
     await remove();
     throw error;

@@ -7,7 +7,7 @@ import { existsSync, realpathSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import postgres from "postgres";
-import { runsPostgresIn } from "./local-postgres.ts";
+import { runsPostgresIn, startCluster } from "./local-postgres.ts";
 import { freePort } from "./server-process.ts";
 
 export interface StreamingReplica {
@@ -49,16 +49,7 @@ export async function startReplica(primaryUrl: string): Promise<StreamingReplica
   const as = runsPostgresIn(dir);
   const pgCtl = binary("pg_ctl");
   const start = async () => {
-    as(pgCtl, [
-      "-D",
-      data,
-      "-w",
-      "-l",
-      join(dir, "log"),
-      "-o",
-      `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off`,
-      "start",
-    ]);
+    startCluster(as, { pgCtl, dir, data, port });
   };
   let closed = false;
   const close = async () => {
